@@ -1,0 +1,42 @@
+"""The agent interface and the errors an agent raises to steer retries."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+from agentprod.models import JSON
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentTask:
+    """What an agent sees of a task."""
+
+    task_id: str
+    user_id: str
+    content: str
+    metadata: dict[str, JSON]
+    attempt: int  # 1 on the first run, +1 per redelivery
+
+
+class Agent(Protocol):
+    """Runs one task and returns a JSON-serialisable result.
+
+    Raise `AgentError` (or any exception) to have the task retried, `PermanentAgentError` to
+    fail it at once. Agents are built once per process with their config and must be safe to
+    run concurrently.
+    """
+
+    async def run(self, task: AgentTask) -> JSON: ...
+
+
+class AgentFactory(Protocol):
+    def __call__(self, config: dict[str, Any]) -> Agent: ...
+
+
+class AgentError(Exception):
+    """A failed attempt that may succeed when retried."""
+
+
+class PermanentAgentError(AgentError):
+    """A failure retrying cannot fix (bad input): the task fails without further attempts."""

@@ -1,0 +1,5 @@
+"""Message brokers behind one small interface: RocketMQ 5 (gRPC proxy) and an in-memory one.
+
+`base` holds the protocols and the message types; `rocketmq` adapts the official Python client;
+`memory` is the embedded broker of `agentprod dev`, with the same at-least-once semantics.
+"""

@@ -1,0 +1,137 @@
+"""Command line: `agentprod api | worker | dev | submit` (settings from the environment;
+flags override them)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from agentprod import __version__
+from agentprod.settings import ConfigurationError, Settings, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "submit":
+        return _submit(args)
+    try:
+        settings = _settings(args)
+    except ConfigurationError as error:
+        print(f"agentprod: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from agentprod import runtime  # heavy imports only for the server commands
+
+    if args.command == "api":
+        runtime.run_api(settings)
+    elif args.command == "dev":
+        print(
+            f"agentprod dev: http://{settings.api_host}:{settings.api_port} "
+            f"(embedded broker and store; docs at /docs)",
+            file=sys.stderr,
+        )
+        runtime.run_dev(settings)
+    else:
+        return runtime.run_worker(settings)
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if args.command in ("api", "dev"):
+        overrides |= {"api_host": args.host, "api_port": args.port}
+    if args.command in ("worker", "dev"):
+        overrides |= {
+            "agent": args.agent,
+            "worker_concurrency": args.concurrency,
+        }
+    if args.command == "worker":
+        overrides["worker_health_port"] = args.health_port
+    if args.command == "dev" and args.host is None:
+        overrides["api_host"] = "127.0.0.1"
+    return load_settings(**overrides)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from agentprod.submit import SubmitError, submit
+
+    try:
+        view = submit(
+            url=args.url,
+            content=args.text,
+            user_id=args.user,
+            agent=args.agent,
+            idempotency_key=args.idempotency_key,
+            wait=not args.no_wait,
+            timeout=args.timeout,
+        )
+    except SubmitError as error:
+        print(f"agentprod submit: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(view, ensure_ascii=False, indent=2))
+    return 1 if view.get("status") == "failed" else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentprod",
+        description="Asynchronous AI-agent tasks on RocketMQ 5 and Redis. Settings come from "
+        "the environment and .env (REDIS_URL or REDIS_HOST/REDIS_PORT, MQ_ENDPOINT, "
+        "MQ_TOPIC_REQUEST, MQ_TOPIC_RESULT, MQ_GROUP_AGENT, AGENT, ...); flags override them.",
+    )
+    parser.add_argument("--version", action="version", version=f"agentprod {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    api = commands.add_parser("api", help="serve the HTTP API (RocketMQ + Redis)")
+    api.add_argument("--host", help="bind address (API_HOST, default 0.0.0.0)")
+    api.add_argument("--port", type=int, help="port (API_PORT, default 8000)")
+
+    worker = commands.add_parser("worker", help="consume tasks and run the agent")
+    _worker_flags(worker)
+    worker.add_argument(
+        "--health-port",
+        type=int,
+        help="port of /healthz and /metrics (WORKER_HEALTH_PORT, default 8001; 0 disables)",
+    )
+
+    dev = commands.add_parser(
+        "dev", help="API + worker in one process on the embedded broker and store"
+    )
+    dev.add_argument("--host", help="bind address (default 127.0.0.1)")
+    dev.add_argument("--port", type=int, help="port (API_PORT, default 8000)")
+    _worker_flags(dev)
+
+    submit = commands.add_parser("submit", help="post a task and wait for its result")
+    submit.add_argument("text", help="the task's content")
+    submit.add_argument(
+        "--url",
+        default=os.environ.get("AGENTPROD_URL", "http://127.0.0.1:8000"),
+        help="API base URL (AGENTPROD_URL, default http://127.0.0.1:8000)",
+    )
+    submit.add_argument("--user", default="cli", help="user_id of the task (default cli)")
+    submit.add_argument("--agent", help="agent to run (default: the worker's AGENT)")
+    submit.add_argument("--idempotency-key", help="Idempotency-Key header")
+    submit.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the outcome (default 60)"
+    )
+    submit.add_argument("--no-wait", action="store_true", help="print the task id and return")
+    return parser
+
+
+def _worker_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agent", help="default agent (AGENT, default tagger)")
+    parser.add_argument(
+        "--concurrency", type=int, help="tasks run at once (WORKER_CONCURRENCY, default 8)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Pure decisions of the worker: what to do with a delivery, after a failure, and when.
+
+No I/O here, so every branch is a table-driven unit test (tests/unit/test_decisions.py).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from agentprod.store import Claim, ClaimOutcome
+
+MAX_RETRY_DELAY_SECONDS = 60.0
+
+
+class Step(enum.StrEnum):
+    """What the worker does with a delivery once it has tried to claim the task."""
+
+    RUN = "run"  # claimed: run the agent
+    ACK = "ack"  # finished and its result published: a duplicate, drop it
+    PUBLISH_AND_ACK = "publish_and_ack"  # finished but the result message never went out
+    DEFER = "defer"  # another worker holds a live lease: look again later
+    DROP = "drop"  # no record (expired, or its submission was refused): nothing to run
+
+
+def step_for(claim: Claim) -> Step:
+    if claim.outcome is ClaimOutcome.CLAIMED:
+        return Step.RUN
+    if claim.outcome is ClaimOutcome.FINISHED:
+        return Step.ACK if claim.result_published else Step.PUBLISH_AND_ACK
+    if claim.outcome is ClaimOutcome.BUSY:
+        return Step.DEFER
+    return Step.DROP
+
+
+class AfterFailure(enum.StrEnum):
+    RETRY = "retry"  # release the task and let the broker redeliver it
+    FAIL = "fail"  # record the task as failed and publish that
+
+
+def after_failure(*, delivery_attempt: int, max_attempts: int, permanent: bool) -> AfterFailure:
+    """Fail on a permanent error or on the last delivery the broker will make, else retry.
+
+    The broker dead-letters a message instead of delivering it a (max_attempts + 1)-th time, so
+    the worker must settle the task on delivery `max_attempts` at the latest.
+    """
+    if permanent or delivery_attempt >= max_attempts:
+        return AfterFailure.FAIL
+    return AfterFailure.RETRY
+
+
+def retry_delay(*, delivery_attempt: int, base_seconds: float) -> float:
+    """Exponential backoff before the next delivery: base, 2 x base, 4 x base … capped at 60 s."""
+    exponent = max(0, delivery_attempt - 1)
+    return min(MAX_RETRY_DELAY_SECONDS, base_seconds * 2.0**exponent)
+
+
+def renew_every(invisible_seconds: float) -> float:
+    """Renew a running task's invisibility and lease at a third of its length."""
+    return max(1.0, invisible_seconds / 3.0)
+
+
+def defer_delay(*, lease_left_seconds: float, invisible_seconds: float) -> float:
+    """How long to hide a delivery whose task another worker is running."""
+    return min(max(1.0, lease_left_seconds + 1.0), float(invisible_seconds))

@@ -1,0 +1,29 @@
+"""Prometheus metrics of the API and the worker (one process may serve both in dev mode)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TASKS_SUBMITTED = Counter("agentprod_tasks_submitted_total", "Tasks accepted by the API (202).")
+SUBMIT_REFUSED = Counter(
+    "agentprod_tasks_refused_total",
+    "Submissions refused because a dependency was down (503).",
+    ["dependency"],
+)
+DELIVERIES = Counter(
+    "agentprod_deliveries_total",
+    "Messages received by the worker, by what it did with them.",
+    ["step"],
+)
+TASKS_FINISHED = Counter(
+    "agentprod_tasks_finished_total", "Tasks settled by this worker.", ["status"]
+)
+ATTEMPTS_FAILED = Counter(
+    "agentprod_attempts_failed_total", "Agent runs that raised and will be retried."
+)
+TASK_SECONDS = Histogram(
+    "agentprod_task_run_seconds",
+    "Agent run time per attempt.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+IN_FLIGHT = Gauge("agentprod_worker_in_flight", "Tasks this worker is running now.")

@@ -1,0 +1,152 @@
+"""The data that crosses process boundaries: HTTP bodies, the task record, queue messages.
+
+`TaskRequest` is what a client posts; `TaskMessage` is the request-topic body a worker consumes;
+`TaskRecord` is the Redis hash a task lives in; `ResultMessage` goes to the result topic for
+downstream services (key = task_id, tag = status).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+AGENT_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
+JSON = Any
+
+
+class TaskStatus(enum.StrEnum):
+    """queued → running → done | failed; running → queued when an attempt fails and will retry."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TaskStatus.DONE, TaskStatus.FAILED)
+
+
+class TaskRequest(BaseModel):
+    """POST /tasks body."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    user_id: str = Field(min_length=1, max_length=128, description="Who the task is for.")
+    content: str = Field(min_length=1, description="The text the agent works on.")
+    agent: str | None = Field(
+        default=None,
+        pattern=AGENT_NAME_PATTERN,
+        description="Agent to run; the worker's default (AGENT) when omitted.",
+    )
+    metadata: dict[str, JSON] = Field(
+        default_factory=dict, max_length=64, description="Free-form values handed to the agent."
+    )
+
+
+class TaskAccepted(BaseModel):
+    """202 answer to POST /tasks."""
+
+    task_id: str
+    status: TaskStatus
+
+
+class TaskView(BaseModel):
+    """GET /tasks/{task_id} answer."""
+
+    task_id: str
+    status: TaskStatus
+    result: JSON | None = None
+    error: str | None = None
+    attempts: int = 0
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class TaskMessage(BaseModel):
+    """Body of a message on the request topic."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task_id: str
+    user_id: str
+    content: str
+    agent: str | None = None
+    metadata: dict[str, JSON] = Field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump())
+
+
+class ResultMessage(BaseModel):
+    """Body of a message on the result topic."""
+
+    task_id: str
+    user_id: str
+    status: TaskStatus
+    result: JSON | None = None
+    error: str | None = None
+    attempts: int
+    finished_at: datetime
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class TaskRecord(BaseModel):
+    """A task as the store keeps it (one Redis hash)."""
+
+    task_id: str
+    user_id: str
+    content: str
+    agent: str | None = None
+    metadata: dict[str, JSON] = Field(default_factory=dict)
+    status: TaskStatus
+    result: JSON | None = None
+    error: str | None = None
+    attempts: int = 0
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    result_published: bool = False
+
+    def view(self) -> TaskView:
+        return TaskView(
+            task_id=self.task_id,
+            status=self.status,
+            result=self.result,
+            error=self.error,
+            attempts=self.attempts,
+            created_at=from_epoch(self.created_at),
+            started_at=from_epoch(self.started_at) if self.started_at else None,
+            finished_at=from_epoch(self.finished_at) if self.finished_at else None,
+        )
+
+    def message(self) -> TaskMessage:
+        return TaskMessage(
+            task_id=self.task_id,
+            user_id=self.user_id,
+            content=self.content,
+            agent=self.agent,
+            metadata=self.metadata,
+        )
+
+    def result_message(self) -> ResultMessage:
+        return ResultMessage(
+            task_id=self.task_id,
+            user_id=self.user_id,
+            status=self.status,
+            result=self.result,
+            error=self.error,
+            attempts=self.attempts,
+            finished_at=from_epoch(self.finished_at or self.created_at),
+        )
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)

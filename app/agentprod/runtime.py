@@ -1,0 +1,237 @@
+"""Wiring: build the real (RocketMQ + Redis) or embedded (memory + fakeredis) services and run
+the API, the worker, or both in one process. The CLI calls these; tests start the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from agentprod import store as stores
+from agentprod.agents.registry import AgentPool
+from agentprod.api import Services, create_app
+from agentprod.broker import rocketmq
+from agentprod.broker.base import Consumer, Publisher
+from agentprod.broker.memory import MemoryBroker
+from agentprod.settings import Settings
+from agentprod.worker import Worker, WorkerOptions
+
+log = logging.getLogger(__name__)
+
+
+def rocketmq_config(settings: Settings) -> Any:
+    return rocketmq.configuration(
+        endpoint=settings.mq_endpoint,
+        access_key=settings.mq_access_key,
+        secret_key=settings.mq_secret_key,
+        namespace=settings.mq_namespace,
+        timeout_seconds=settings.mq_request_timeout_seconds,
+    )
+
+
+def real_services(settings: Settings, *, topics: tuple[str, ...]) -> Services:
+    return Services(
+        settings=settings,
+        store=stores.TaskStore(stores.connect(settings.redis_dsn), group=settings.mq_group_agent),
+        publisher=rocketmq.RocketMQPublisher(
+            config=rocketmq_config(settings), endpoint=settings.mq_endpoint, topics=topics
+        ),
+    )
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        result_topic=settings.mq_topic_result,
+        concurrency=settings.worker_concurrency,
+        invisible_seconds=settings.worker_invisible_seconds,
+        max_attempts=settings.max_attempts,
+        retry_backoff_seconds=settings.worker_retry_backoff_seconds,
+        shutdown_grace_seconds=settings.worker_shutdown_grace_seconds,
+        result_ttl_seconds=settings.task_result_ttl_seconds,
+        task_timeout_seconds=settings.worker_task_timeout_seconds,
+    )
+
+
+def run_api(settings: Settings) -> None:
+    """`agentprod api`: the HTTP API against RocketMQ and Redis."""
+    services = real_services(settings, topics=(settings.mq_topic_request,))
+    app = create_app(services)
+    _serve(app, settings, port=settings.api_port)
+
+
+def run_dev(settings: Settings) -> None:
+    """`agentprod dev`: API and worker in one process on the embedded broker and store."""
+    import fakeredis  # only the embedded mode needs it
+
+    broker = MemoryBroker(max_retries=settings.mq_max_retries)
+    server = fakeredis.FakeServer()
+    store = stores.TaskStore(fakeredis.FakeAsyncRedis(server=server), group=settings.mq_group_agent)
+    services = Services(settings=settings, store=store, publisher=broker.publisher())
+    consumer = broker.consumer(
+        group=settings.mq_group_agent,
+        topic=settings.mq_topic_request,
+        await_seconds=settings.worker_await_seconds,
+    )
+
+    @contextlib.asynccontextmanager
+    async def embedded_worker() -> AsyncIterator[None]:
+        worker = _worker(settings, consumer=consumer, publisher=broker.publisher(), store=store)
+        stop = asyncio.Event()
+        await consumer.start()
+        running = asyncio.create_task(worker.run(stop))
+        log.info(
+            "embedded worker running (agent %s, concurrency %d)",
+            settings.agent,
+            settings.worker_concurrency,
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            await running
+
+    app = create_app(services, background=embedded_worker)
+    _serve(app, settings, port=settings.api_port)
+
+
+def run_worker(settings: Settings) -> int:
+    """`agentprod worker`: consume until SIGTERM/SIGINT, drain, exit 0."""
+    return asyncio.run(_worker_main(settings))
+
+
+async def _worker_main(settings: Settings) -> int:
+    services = real_services(settings, topics=(settings.mq_topic_result,))
+    consumer = rocketmq.RocketMQConsumer(
+        config=rocketmq_config(settings),
+        endpoint=settings.mq_endpoint,
+        group=settings.mq_group_agent,
+        topic=settings.mq_topic_request,
+        await_seconds=settings.worker_await_seconds,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    worker = _worker(
+        settings, consumer=consumer, publisher=services.publisher, store=services.store
+    )
+    async with _health_server(settings, worker):
+        await _start_with_retry(consumer.start, stop, what="consumer")
+        await _start_with_retry(services.publisher.start, stop, what="producer")
+        if not stop.is_set():
+            log.info(
+                "worker consuming %s as %s (agent %s, concurrency %d)",
+                settings.mq_topic_request,
+                settings.mq_group_agent,
+                settings.agent,
+                settings.worker_concurrency,
+            )
+            await worker.run(stop)
+    await consumer.close()
+    await services.publisher.close()
+    await services.store.close()
+    log.info("worker stopped")
+    return 0
+
+
+def _worker(
+    settings: Settings, *, consumer: Consumer, publisher: Publisher, store: stores.TaskStore
+) -> Worker:
+    agents = AgentPool(default=settings.agent, config=settings.agent_config)
+    agents.get(None)  # fail at start, not on the first task, when AGENT is unknown
+    return Worker(
+        consumer=consumer,
+        publisher=publisher,
+        store=store,
+        agents=agents,
+        options=worker_options(settings),
+    )
+
+
+async def _start_with_retry(start: Callable[[], Any], stop: asyncio.Event, *, what: str) -> None:
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await start()
+            return
+        except Exception as error:
+            log.warning("%s start failed (retrying in %.0fs): %s", what, delay, error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 30.0)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its host process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _health_server(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[None]:
+    """Liveness (`/healthz`: the receive loop ticked recently) and `/metrics` for the worker."""
+    stale_after = max(
+        60.0, 3.0 * (settings.worker_await_seconds + settings.mq_request_timeout_seconds)
+    )
+    app = FastAPI(title="agentprod worker", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        age = time.monotonic() - worker.last_heartbeat
+        alive = age < stale_after or worker.stopping
+        body = {
+            "status": "ok" if alive else "stalled",
+            "loop_age_seconds": round(age, 1),
+            "in_flight": worker.in_flight,
+            "stopping": worker.stopping,
+        }
+        return JSONResponse(body, status_code=200 if alive else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def running() -> AsyncIterator[None]:
+        if settings.worker_health_port == 0:
+            yield
+            return
+        config = uvicorn.Config(
+            app,
+            host=settings.worker_health_host,
+            port=settings.worker_health_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        server = _EmbeddedServer(config)
+        serving = asyncio.create_task(server.serve())
+        try:
+            yield
+        finally:
+            server.should_exit = True
+            await serving
+
+    return running()
+
+
+def _serve(app: FastAPI, settings: Settings, *, port: int) -> None:
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=settings.log_level == "DEBUG",
+    )

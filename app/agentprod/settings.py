@@ -1,0 +1,127 @@
+"""One typed settings object per process, read from the environment (and `.env`).
+
+Variable names are the seed's (`REDIS_HOST`, `MQ_ENDPOINT`, `MQ_TOPIC_REQUEST`, ...), so users of
+the original system can move over unchanged. Invalid values fail at start with a
+`ConfigurationError` that names the variable; command-line flags override through `with_overrides`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_NAME_PATTERN = r"^[%a-zA-Z0-9_-]{1,127}$"  # what RocketMQ accepts for topics and groups
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the API, the worker and the embedded dev mode."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Redis: REDIS_URL wins over REDIS_HOST/REDIS_PORT/REDIS_DB/REDIS_PASSWORD.
+    redis_url: str | None = None
+    redis_host: str = "localhost"
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_db: int = Field(default=0, ge=0)
+    redis_password: str | None = None
+
+    # RocketMQ: MQ_ENDPOINT is the proxy's gRPC port, MQ_NAMESRV the name server (admin).
+    mq_endpoint: str = "127.0.0.1:8081"
+    mq_namesrv: str = "127.0.0.1:9876"
+    mq_topic_request: str = Field(default="TopicTest", pattern=_NAME_PATTERN)
+    mq_topic_result: str = Field(default="TopicResult", pattern=_NAME_PATTERN)
+    mq_group_agent: str = Field(default="GID_AGENT_PYTHON", pattern=_NAME_PATTERN)
+    mq_access_key: str = ""
+    mq_secret_key: str = ""
+    mq_namespace: str = ""
+    mq_request_timeout_seconds: int = Field(default=3, ge=1, le=60)
+    #: Deliveries after the first before a task fails; keep it equal to the consumer group's
+    #: retryMaxTimes (the broker dead-letters the message after retryMaxTimes + 1 deliveries).
+    mq_max_retries: int = Field(default=16, ge=0, le=64)
+
+    # Agents.
+    agent: str = "tagger"
+    #: JSON object handed to the agent factory (`AGENT_CONFIG='{"seconds": 0.02}'`).
+    agent_config: dict[str, Any] = Field(default_factory=dict)
+
+    # Worker.
+    worker_concurrency: int = Field(default=8, ge=1, le=1024)
+    #: Seconds a received message stays invisible; renewed while the task runs (≥ 10, proxy rule).
+    worker_invisible_seconds: int = Field(default=30, ge=10, le=43200)
+    #: Long-poll wait of one receive call.
+    worker_await_seconds: int = Field(default=5, ge=1, le=30)
+    #: Seconds in-flight tasks get to finish after SIGTERM (match terminationGracePeriodSeconds).
+    worker_shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+    #: First redelivery delay after an agent error; doubles per attempt, capped at 60 s.
+    worker_retry_backoff_seconds: float = Field(default=1.0, ge=0, le=3600)
+    #: Per-task limit on the agent's run time; 0 disables it.
+    worker_task_timeout_seconds: float = Field(default=0, ge=0)
+    worker_health_host: str = "0.0.0.0"
+    worker_health_port: int = Field(default=8001, ge=0, le=65535)
+
+    # Task records.
+    #: Seconds a finished task (state and result) is kept in Redis.
+    task_result_ttl_seconds: int = Field(default=86400, ge=1)
+    #: Seconds an unfinished task record is kept (a backstop, far above any retry schedule).
+    task_pending_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    idempotency_ttl_seconds: int = Field(default=86400, ge=1)
+
+    # API.
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    #: Largest accepted `content`, in UTF-8 bytes (413 above it).
+    max_content_bytes: int = Field(default=64 * 1024, ge=1, le=4 * 1024 * 1024 - 65536)
+    #: Seconds a client is told to wait (Retry-After) when a dependency is down.
+    retry_after_seconds: int = Field(default=5, ge=1)
+
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> Settings:
+        if self.mq_topic_request == self.mq_topic_result:
+            raise ValueError("MQ_TOPIC_RESULT must differ from MQ_TOPIC_REQUEST")
+        return self
+
+    @property
+    def redis_dsn(self) -> str:
+        """The Redis URL, built from the host/port variables unless REDIS_URL is set."""
+        if self.redis_url:
+            return self.redis_url
+        auth = f":{self.redis_password}@" if self.redis_password else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    @property
+    def max_attempts(self) -> int:
+        """Deliveries a task gets before it is failed for good."""
+        return self.mq_max_retries + 1
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment, apply non-None overrides, and name the variable on any error."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        raise ConfigurationError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        name = field.upper() if field else "configuration"
+        problems.append(f"{name}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(problems)

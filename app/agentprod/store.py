@@ -1,0 +1,312 @@
+"""Task records in Redis: create, claim, renew, finish, release — each one atomic (Lua).
+
+Delivery is at least once, so every state change checks the record first: a claim succeeds
+only for a `queued` task or a `running` one whose lease ran out (its worker died), and only the
+lease owner may finish or release it. Callers are the API (create/confirm/discard/get) and the
+worker (claim/renew/finish/release/mark_published); both pass in the client (real Redis or the
+embedded fakeredis).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from agentprod import keys
+from agentprod.models import JSON, TaskRecord, TaskStatus
+
+_CREATE = """
+if KEYS[2] ~= '' then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then return {'existing', existing} end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate', ''} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2]) end
+return {'created', ''}
+"""
+
+_DISCARD_UNSENT = """
+if redis.call('HGET', KEYS[1], 'sent') == '0' then
+  redis.call('DEL', KEYS[1])
+  if KEYS[2] ~= '' then
+    local seen = redis.call('GET', KEYS[2])
+    if seen and string.sub(seen, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+  end
+  return 1
+end
+return 0
+"""
+
+_CLAIM = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'attempts', 'published')
+local status = f[1]
+if not status then return {'missing', 0, 0, 0} end
+if status == 'done' or status == 'failed' then
+  return {'finished', tonumber(f[3]) or 0, tonumber(f[4]) or 0, 0}
+end
+local now = tonumber(ARGV[2])
+if status == 'running' and tonumber(f[2] or 0) > now then
+  return {'busy', tonumber(f[3]) or 0, 0, tonumber(f[2])}
+end
+local attempts = (tonumber(f[3]) or 0) + 1
+local lease = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[1], 'lease_until', lease,
+  'attempts', attempts, 'started_at', now / 1000, 'sent', '1')
+redis.call('ZADD', KEYS[2], lease, ARGV[4])
+return {'claimed', attempts, 0, lease}
+"""
+
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4],
+  'finished_at', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('ZREM', KEYS[2], ARGV[7])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'error', ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[3])
+return 1
+"""
+
+_MARK_PUBLISHED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'published', '1') end
+return 1
+"""
+
+
+class ClaimOutcome(enum.StrEnum):
+    """What a claim attempt found."""
+
+    CLAIMED = "claimed"  # this worker now runs the task
+    FINISHED = "finished"  # done or failed already: a duplicate or late redelivery
+    BUSY = "busy"  # another worker holds a live lease
+    MISSING = "missing"  # no record: expired, or its submission was refused (503)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    attempts: int
+    result_published: bool
+    lease_until: float = 0.0  # epoch seconds; set when CLAIMED or BUSY
+
+
+@dataclasses.dataclass(frozen=True)
+class Created:
+    """Result of `TaskStore.create`."""
+
+    task_id: str
+    created: bool  # False: the Idempotency-Key was seen before (task_id is the earlier task)
+    fingerprint_matches: bool = True
+    confirmed: bool = True  # False: the earlier request with this key is still being submitted
+
+
+class TaskStore:
+    """Async access to task records; one instance per process."""
+
+    def __init__(self, client: aioredis.Redis, *, group: str) -> None:
+        self._redis = client
+        self._running_key = keys.running(group)
+        self._create: AsyncScript = client.register_script(_CREATE)
+        self._discard: AsyncScript = client.register_script(_DISCARD_UNSENT)
+        self._claim: AsyncScript = client.register_script(_CLAIM)
+        self._renew: AsyncScript = client.register_script(_RENEW)
+        self._finish: AsyncScript = client.register_script(_FINISH)
+        self._release: AsyncScript = client.register_script(_RELEASE)
+        self._mark_published: AsyncScript = client.register_script(_MARK_PUBLISHED)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def create(
+        self,
+        record: TaskRecord,
+        *,
+        ttl_seconds: int,
+        idempotency: tuple[str, str, int] | None = None,
+    ) -> Created:
+        """Write a new, not yet sent record; `idempotency` is (key, fingerprint, ttl)."""
+        idem_key, fingerprint, idem_ttl = ("", "", 0)
+        if idempotency:
+            key, fingerprint, idem_ttl = idempotency
+            idem_key = keys.idempotency(record.user_id, key)
+        fields = _encode(record) | {"sent": "0"}
+        flat = [item for pair in fields.items() for item in pair]
+        answer = await self._create(
+            keys=[keys.task(record.task_id), idem_key],
+            args=[ttl_seconds, idem_ttl, f"{record.task_id}|{fingerprint}", *flat],
+        )
+        outcome, existing = (_text(part) for part in answer)
+        if outcome == "created":
+            return Created(task_id=record.task_id, created=True)
+        if outcome == "duplicate":
+            raise ValueError(f"task {record.task_id} exists already")
+        task_id, _, seen_fingerprint = existing.partition("|")
+        sent = await self._redis.hget(keys.task(task_id), "sent")
+        return Created(
+            task_id=task_id,
+            created=False,
+            fingerprint_matches=seen_fingerprint == fingerprint,
+            confirmed=sent is None or _text(sent) != "0",
+        )
+
+    async def confirm_sent(self, task_id: str) -> None:
+        """Mark the record's message as handed to the broker (GET shows it from now on)."""
+        await self._redis.hset(keys.task(task_id), "sent", "1")
+
+    async def discard_unsent(self, task_id: str, *, user_id: str, idempotency_key: str) -> bool:
+        """Remove a record whose message could not be sent, unless a worker saw it already."""
+        idem = keys.idempotency(user_id, idempotency_key) if idempotency_key else ""
+        removed = await self._discard(keys=[keys.task(task_id), idem], args=[f"{task_id}|"])
+        return bool(removed)
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        """The record, or None when unknown or not yet sent."""
+        raw = await self._redis.hgetall(keys.task(task_id))
+        if not raw:
+            return None
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        if fields.get("sent") == "0":
+            return None
+        return _decode(fields)
+
+    async def claim(self, task_id: str, *, owner: str, now: float, lease_seconds: float) -> Claim:
+        answer = await self._claim(
+            keys=[keys.task(task_id), self._running_key],
+            args=[owner, int(now * 1000), int(lease_seconds * 1000), task_id],
+        )
+        outcome, attempts, published, lease_until = answer
+        return Claim(
+            outcome=ClaimOutcome(_text(outcome)),
+            attempts=int(attempts),
+            result_published=bool(int(published)),
+            lease_until=int(lease_until) / 1000,
+        )
+
+    async def renew(self, task_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
+        lease = int((now + lease_seconds) * 1000)
+        renewed = await self._renew(
+            keys=[keys.task(task_id), self._running_key], args=[owner, lease, task_id]
+        )
+        return bool(renewed)
+
+    async def finish(
+        self,
+        task_id: str,
+        *,
+        owner: str,
+        status: TaskStatus,
+        result: JSON | None,
+        error: str | None,
+        now: float,
+        ttl_seconds: int,
+    ) -> bool:
+        """Store the outcome if `owner` still holds the task; False if it lost the lease."""
+        if not status.finished:
+            raise ValueError(f"finish needs done or failed, not {status.value}")
+        done = await self._finish(
+            keys=[keys.task(task_id), self._running_key],
+            args=[
+                owner,
+                status.value,
+                orjson.dumps(result),
+                error or "",
+                repr(now),
+                ttl_seconds,
+                task_id,
+            ],
+        )
+        return bool(done)
+
+    async def release(self, task_id: str, *, owner: str, error: str) -> bool:
+        """Put a failed attempt back to `queued` with its error, for the redelivery to claim."""
+        released = await self._release(
+            keys=[keys.task(task_id), self._running_key], args=[owner, error, task_id]
+        )
+        return bool(released)
+
+    async def mark_published(self, task_id: str) -> None:
+        await self._mark_published(keys=[keys.task(task_id)], args=[])
+
+    async def in_flight(self, *, now: float) -> int:
+        """Tasks running with a live lease (expired leases belong to dead workers)."""
+        return int(await self._redis.zcount(self._running_key, int(now * 1000), "+inf"))
+
+
+def connect(url: str, *, timeout_seconds: float = 2.0) -> aioredis.Redis:
+    """A pooled client with short timeouts, so a dead Redis fails fast instead of hanging."""
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=15,
+        retry_on_timeout=False,
+    )
+    return client
+
+
+def _encode(record: TaskRecord) -> dict[str, str]:
+    return {
+        "task_id": record.task_id,
+        "user_id": record.user_id,
+        "content": record.content,
+        "agent": record.agent or "",
+        "metadata": orjson.dumps(record.metadata).decode(),
+        "status": record.status.value,
+        "attempts": str(record.attempts),
+        "created_at": repr(record.created_at),
+        "published": "1" if record.result_published else "0",
+    }
+
+
+def _decode(fields: dict[str, str]) -> TaskRecord:
+    def number(name: str) -> float | None:
+        value = fields.get(name)
+        return float(value) if value else None
+
+    result_raw = fields.get("result")
+    return TaskRecord(
+        task_id=fields["task_id"],
+        user_id=fields["user_id"],
+        content=fields.get("content", ""),
+        agent=fields.get("agent") or None,
+        metadata=orjson.loads(fields.get("metadata") or "{}"),
+        status=TaskStatus(fields["status"]),
+        result=orjson.loads(result_raw) if result_raw else None,
+        error=fields.get("error") or None,
+        attempts=int(fields.get("attempts") or 0),
+        created_at=float(fields["created_at"]),
+        started_at=number("started_at"),
+        finished_at=number("finished_at"),
+        result_published=fields.get("published") == "1",
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

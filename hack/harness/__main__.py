@@ -1,0 +1,128 @@
+"""CLI for the developer services: ``PYTHONPATH=hack python -m harness up|down|status|jars``.
+
+``up`` prints the endpoints on stdout in ``.env`` syntax (progress goes to stderr), so
+``python -m harness up > .env.local`` works. State lives in ``<repo>/.cache/services``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from harness.paths import cache_dir, state_dir
+from harness.processes import ServiceError
+from harness.redis import RedisServer, ping
+from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars, jars_dir
+
+REDIS_PORT = 6379
+DEFAULT_TOPICS = ("TopicTest", "TopicResult")
+DEFAULT_GROUP = "GID_AGENT_PYTHON"
+CACHE_REFRESH_SECONDS = 5
+
+
+def _say(message: str) -> None:
+    print(f"harness: {message}", file=sys.stderr, flush=True)
+
+
+def _redis() -> RedisServer:
+    return RedisServer(home=state_dir() / "services" / "redis", port=REDIS_PORT)
+
+
+def _rocketmq(*, fetch: bool) -> RocketMQ:
+    lib = ensure_jars(cache=cache_dir()) if fetch else jars_dir(cache=cache_dir())
+    return RocketMQ(
+        home=state_dir() / "services" / "rocketmq",
+        lib=lib,
+        ports=RocketMQPorts(),
+        cache_refresh_seconds=CACHE_REFRESH_SECONDS,
+    )
+
+
+def _print_env(*, redis: RedisServer, mq: RocketMQ) -> None:
+    print(f"REDIS_URL={redis.url}")
+    print(f"MQ_ENDPOINT={mq.endpoint}")
+    print(f"MQ_NAMESRV={mq.namesrv_addr}")
+
+
+def cmd_up() -> None:
+    """Start Redis and RocketMQ (idempotent), ensure default topics/group, print endpoints."""
+    redis = _redis()
+    if redis.running:
+        _say(f"redis already running (pid {redis.pid})")
+    else:
+        t0 = time.monotonic()
+        redis.start()
+        _say(f"redis ready on {redis.url} in {time.monotonic() - t0:.1f}s")
+    mq = _rocketmq(fetch=True)
+    if mq.running:
+        mq.wait_ready(timeout=240)
+        _say(f"rocketmq already running (pids {mq.pids()})")
+    else:
+        t0 = time.monotonic()
+        mq.start(timeout=240)
+        _say(f"rocketmq ready on {mq.endpoint} in {time.monotonic() - t0:.1f}s")
+    for topic in DEFAULT_TOPICS:
+        mq.create_topic(topic, queues=8, message_type="NORMAL")
+    mq.create_group(DEFAULT_GROUP, max_retries=16)
+    _say(f"topics {', '.join(DEFAULT_TOPICS)} and group {DEFAULT_GROUP} present")
+    _print_env(redis=redis, mq=mq)
+
+
+def cmd_down() -> None:
+    """Stop everything recorded in the pidfiles (data is kept)."""
+    mq = _rocketmq(fetch=False)
+    if mq.running or any(mq.pids().values()):
+        mq.stop()
+        _say("rocketmq stopped")
+    redis = _redis()
+    if redis.running:
+        redis.stop()
+        _say("redis stopped")
+
+
+def cmd_status() -> int:
+    """Print what runs; exit 0 if everything is up and answering, 1 otherwise."""
+    redis = _redis()
+    mq = _rocketmq(fetch=False)
+
+    redis_ok = redis.running and ping(port=redis.port)
+    print(f"redis     pid={redis.pid} {'ready' if redis_ok else 'down'} {redis.url}")
+    pids = mq.pids()
+    mq_ok = mq.running and mq.ready()
+    print(
+        f"rocketmq  namesrv pid={pids['namesrv']} proxy pid={pids['proxy']} "
+        f"{'ready' if mq_ok else 'down'} endpoint={mq.endpoint} namesrv={mq.namesrv_addr}"
+    )
+    print(f"state     {state_dir() / 'services'}")
+    return 0 if redis_ok and mq_ok else 1
+
+
+def cmd_jars() -> None:
+    """Fetch the RocketMQ jars if needed and print the lib directory."""
+    print(ensure_jars(cache=cache_dir()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    parser.add_argument("command", choices=("up", "down", "status", "jars"))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            cmd_up()
+        elif args.command == "down":
+            cmd_down()
+        elif args.command == "status":
+            return cmd_status()
+        else:
+            cmd_jars()
+    except ServiceError as exc:
+        _say(f"error: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""A throwaway redis-server (no persistence) for dev and tests, plus installing it if missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from harness.processes import (
+    ServiceError,
+    kill_process,
+    port_open,
+    read_pidfile,
+    remove_pidfile,
+    start_background,
+    stop_process,
+    wait_until,
+    write_pidfile,
+)
+
+HOST = "127.0.0.1"
+
+
+def ensure_redis_server() -> str:
+    """Path of ``redis-server``; installs the Debian package when missing and running as root."""
+    found = shutil.which("redis-server")
+    if found is not None:
+        return found
+    if os.geteuid() != 0:
+        raise ServiceError("redis-server not found; install it (apt-get install redis-server)")
+    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "redis-server"]):
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        if done.returncode != 0:
+            raise ServiceError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
+    found = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(found).is_file():
+        raise ServiceError("redis-server still missing after apt-get install")
+    return found
+
+
+def ping(*, host: str = HOST, port: int, timeout: float = 1.0) -> bool:
+    """True if ``PING`` over a raw socket gets ``+PONG``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """``redis-server`` on 127.0.0.1:``port`` with its dir, log and pidfile under ``home``."""
+
+    def __init__(self, *, home: Path, port: int = 6379) -> None:
+        self.home = home.resolve()
+        self.port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0``."""
+        return f"redis://{HOST}:{self.port}/0"
+
+    @property
+    def log_path(self) -> Path:
+        """stdout/stderr of the server."""
+        return self.home / "redis.out"
+
+    @property
+    def _pidfile(self) -> Path:
+        return self.home / "redis.pid"
+
+    @property
+    def pid(self) -> int | None:
+        """Live pid per the pidfile, or None."""
+        return read_pidfile(path=self._pidfile)
+
+    @property
+    def running(self) -> bool:
+        """True if the recorded process is alive."""
+        return self.pid is not None
+
+    def start(self, *, timeout: float = 30.0) -> None:
+        """Start the server (no-op if already running) and wait until it answers PING."""
+        if self.running:
+            wait_until(check=lambda: ping(port=self.port), timeout=timeout, what=self.url)
+            return
+        remove_pidfile(path=self._pidfile)
+        if port_open(host=HOST, port=self.port):
+            raise ServiceError(f"port {self.port} is already in use (not by Redis in {self.home})")
+        self.home.mkdir(parents=True, exist_ok=True)
+        argv = [
+            ensure_redis_server(),
+            "--port", str(self.port),
+            "--bind", HOST,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.home),
+            "--daemonize", "no",
+        ]  # fmt: skip
+        self._proc = start_background(argv=argv, log=self.log_path, cwd=self.home)
+        write_pidfile(path=self._pidfile, pid=self._proc.pid)
+        try:
+            wait_until(
+                check=lambda: ping(port=self.port),
+                timeout=timeout,
+                what=f"PONG from {self.url}",
+                proc=self._proc,
+                log=self.log_path,
+            )
+        except BaseException:
+            self.kill()
+            raise
+
+    def stop(self, *, timeout: float = 15.0) -> None:
+        """SIGTERM the server (SIGKILL after ``timeout``); nothing is persisted."""
+        pid = self.pid
+        if pid is not None:
+            stop_process(pid=pid, timeout=timeout)
+        self._forget()
+
+    def kill(self) -> None:
+        """SIGKILL the server (for failure tests)."""
+        pid = self.pid
+        if pid is not None:
+            kill_process(pid=pid)
+        self._forget()
+
+    def _forget(self) -> None:
+        if self._proc is not None:
+            self._proc.poll()
+            self._proc = None
+        remove_pidfile(path=self._pidfile)
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
