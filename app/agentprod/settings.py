@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 _NAME_PATTERN = r"^[%a-zA-Z0-9_-]{1,127}$"  # what RocketMQ accepts for topics and groups
 
@@ -116,6 +116,12 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except ValidationError as error:
         raise ConfigurationError(_describe(error)) from None
+    except SettingsError as error:  # a complex value (AGENT_CONFIG) that is not valid JSON
+        field = str(error).split('"')[1] if '"' in str(error) else "configuration"
+        cause = error.__cause__ or error
+        raise ConfigurationError(
+            f"invalid configuration: {field.upper()}: not valid JSON ({cause})"
+        ) from None
 
 
 def _describe(error: ValidationError) -> str:

@@ -49,13 +49,15 @@ def _print_env(*, redis: RedisServer, mq: RocketMQ) -> None:
 def cmd_up() -> None:
     """Start Redis and RocketMQ (idempotent), ensure default topics/group, print endpoints."""
     redis = _redis()
+    mq = _rocketmq(fetch=True)
+    redis.check_port_free()
+    mq.check_ports_free()
     if redis.running:
         _say(f"redis already running (pid {redis.pid})")
     else:
         t0 = time.monotonic()
         redis.start()
         _say(f"redis ready on {redis.url} in {time.monotonic() - t0:.1f}s")
-    mq = _rocketmq(fetch=True)
     if mq.running:
         mq.wait_ready(timeout=240)
         _say(f"rocketmq already running (pids {mq.pids()})")

@@ -88,14 +88,18 @@ class RedisServer:
         """True if the recorded process is alive."""
         return self.pid is not None
 
+    def check_port_free(self) -> None:
+        """Raise :class:`ServiceError` if our port is taken while we are not running."""
+        if not self.running and port_open(host=HOST, port=self.port):
+            raise ServiceError(f"port {self.port} is already in use (not by Redis in {self.home})")
+
     def start(self, *, timeout: float = 30.0) -> None:
         """Start the server (no-op if already running) and wait until it answers PING."""
         if self.running:
             wait_until(check=lambda: ping(port=self.port), timeout=timeout, what=self.url)
             return
         remove_pidfile(path=self._pidfile)
-        if port_open(host=HOST, port=self.port):
-            raise ServiceError(f"port {self.port} is already in use (not by Redis in {self.home})")
+        self.check_port_free()
         self.home.mkdir(parents=True, exist_ok=True)
         argv = [
             ensure_redis_server(),

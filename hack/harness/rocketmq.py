@@ -349,9 +349,7 @@ class RocketMQ:
             self.wait_ready(timeout=timeout)
             return
         self.stop()
-        busy = [p for p in self.ports.all() if port_open(host=HOST, port=p)]
-        if busy:
-            raise ServiceError(f"ports {busy} are already in use (not by RocketMQ in {self.home})")
+        self.check_ports_free()
         namesrv_conf, broker_conf, proxy_conf = self._write_confs()
         try:
             namesrv = self._spawn(
@@ -381,6 +379,14 @@ class RocketMQ:
         except BaseException:
             self.kill()
             raise
+
+    def check_ports_free(self) -> None:
+        """Raise :class:`ServiceError` if any of our ports is taken while we are not running."""
+        if self.running:
+            return
+        busy = [p for p in self.ports.all() if port_open(host=HOST, port=p)]
+        if busy:
+            raise ServiceError(f"ports {busy} are already in use (not by RocketMQ in {self.home})")
 
     def broker_registered(self) -> bool:
         """True if the namesrv's cluster info (code 106) lists our broker and its address."""

@@ -1,0 +1,66 @@
+"""The worker's pure decisions: claim outcome → step, failure → retry or fail, backoff."""
+
+import pytest
+
+from agentprod import decisions
+from agentprod.decisions import AfterFailure, Step
+from agentprod.store import Claim, ClaimOutcome
+
+
+@pytest.mark.parametrize(
+    ("outcome", "published", "step"),
+    [
+        (ClaimOutcome.CLAIMED, False, Step.RUN),
+        (ClaimOutcome.FINISHED, True, Step.ACK),
+        (ClaimOutcome.FINISHED, False, Step.PUBLISH_AND_ACK),
+        (ClaimOutcome.BUSY, False, Step.DEFER),
+        (ClaimOutcome.MISSING, False, Step.DROP),
+    ],
+)
+def test_step_for_claim(outcome: ClaimOutcome, published: bool, step: Step) -> None:
+    claim = Claim(outcome=outcome, attempts=1, result_published=published)
+    assert decisions.step_for(claim) is step
+
+
+@pytest.mark.parametrize(
+    ("attempt", "max_attempts", "permanent", "verdict"),
+    [
+        (1, 17, False, AfterFailure.RETRY),
+        (16, 17, False, AfterFailure.RETRY),
+        (17, 17, False, AfterFailure.FAIL),  # the broker would dead-letter the next delivery
+        (18, 17, False, AfterFailure.FAIL),
+        (1, 17, True, AfterFailure.FAIL),
+        (1, 1, False, AfterFailure.FAIL),  # max retries 0: one delivery only
+    ],
+)
+def test_after_failure(attempt: int, max_attempts: int, permanent: bool, verdict: AfterFailure):
+    assert (
+        decisions.after_failure(
+            delivery_attempt=attempt, max_attempts=max_attempts, permanent=permanent
+        )
+        is verdict
+    )
+
+
+@pytest.mark.parametrize(
+    ("attempt", "base", "delay"),
+    [(1, 1.0, 1.0), (2, 1.0, 2.0), (4, 1.0, 8.0), (10, 1.0, 60.0), (3, 0.0, 0.0), (1, 90.0, 60.0)],
+)
+def test_retry_delay_doubles_and_caps(attempt: int, base: float, delay: float) -> None:
+    assert decisions.retry_delay(delivery_attempt=attempt, base_seconds=base) == delay
+
+
+def test_renewal_happens_well_before_the_message_reappears() -> None:
+    assert decisions.renew_every(30) == 10
+    assert decisions.renew_every(10) == pytest.approx(10 / 3)
+    assert decisions.renew_every(2) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("lease_left", "invisible", "delay"),
+    [(5.0, 30, 6.0), (-3.0, 30, 1.0), (100.0, 30, 30.0)],
+)
+def test_defer_waits_for_the_other_lease(lease_left: float, invisible: int, delay: float) -> None:
+    assert (
+        decisions.defer_delay(lease_left_seconds=lease_left, invisible_seconds=invisible) == delay
+    )
