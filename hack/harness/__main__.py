@@ -1,4 +1,4 @@
-"""CLI for the developer services: ``PYTHONPATH=hack python -m harness up|down|status|jars``.
+"""CLI for the developer services: ``PYTHONPATH=hack python -m harness up|down|status|jars|deps``.
 
 ``up`` prints the endpoints on stdout in ``.env`` syntax (progress goes to stderr), so
 ``python -m harness up > .env.local`` works. State lives in ``<repo>/.cache/services``.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from harness.paths import cache_dir, state_dir
 from harness.processes import ServiceError
-from harness.redis import RedisServer, ping
+from harness.redis import RedisServer, ensure_redis_server, ping
 from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars, jars_dir
 
 REDIS_PORT = 6379
@@ -101,6 +101,12 @@ def cmd_status() -> int:
     return 0 if redis_ok and mq_ok else 1
 
 
+def cmd_deps() -> None:
+    """Install redis-server if missing (root only) and fetch the jars; print both locations."""
+    print(f"redis-server {ensure_redis_server()}")
+    print(f"rocketmq-lib {ensure_jars(cache=cache_dir())}")
+
+
 def cmd_jars() -> None:
     """Fetch the RocketMQ jars if needed and print the lib directory."""
     print(ensure_jars(cache=cache_dir()))
@@ -109,7 +115,7 @@ def cmd_jars() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status", "jars"))
+    parser.add_argument("command", choices=("up", "down", "status", "jars", "deps"))
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -118,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_down()
         elif args.command == "status":
             return cmd_status()
+        elif args.command == "deps":
+            cmd_deps()
         else:
             cmd_jars()
     except ServiceError as exc:

@@ -352,29 +352,31 @@ class RocketMQ:
         self.check_ports_free()
         namesrv_conf, broker_conf, proxy_conf = self._write_confs()
         try:
+            namesrv_main = "org.apache.rocketmq.namesrv.NamesrvStartup"
             namesrv = self._spawn(
                 "namesrv",
                 [
-                    *self._jvm(heap=_NAMESRV_HEAP, logback="rmq.namesrv.logback.xml",
-                               main="org.apache.rocketmq.namesrv.NamesrvStartup"),
-                    "-c", str(namesrv_conf),
+                    *self._jvm(
+                        heap=_NAMESRV_HEAP, logback="rmq.namesrv.logback.xml", main=namesrv_main
+                    ),
+                    *("-c", str(namesrv_conf)),
                 ],
-            )  # fmt: skip
+            )
             wait_for_log_line(
                 path=self.log_path("namesrv"),
                 text="The Name Server boot success",
                 timeout=timeout,
                 proc=namesrv,
             )
+            proxy_main = "org.apache.rocketmq.proxy.ProxyStartup"
             self._spawn(
                 "proxy",
                 [
-                    *self._jvm(heap=_PROXY_HEAP, logback="rmq.proxy.logback.xml",
-                               main="org.apache.rocketmq.proxy.ProxyStartup"),
-                    "-pc", str(proxy_conf), "-pm", "local", "-bc", str(broker_conf),
-                    "-n", self.namesrv_addr,
+                    *self._jvm(heap=_PROXY_HEAP, logback="rmq.proxy.logback.xml", main=proxy_main),
+                    *("-pc", str(proxy_conf), "-pm", "local", "-bc", str(broker_conf)),
+                    *("-n", self.namesrv_addr),
                 ],
-            )  # fmt: skip
+            )
             self.wait_ready(timeout=timeout)
         except BaseException:
             self.kill()

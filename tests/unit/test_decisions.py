@@ -1,7 +1,6 @@
 """The worker's pure decisions: claim outcome → step, failure → retry or fail, backoff."""
 
 import pytest
-
 from agentprod import decisions
 from agentprod.decisions import AfterFailure, Step
 from agentprod.store import Claim, ClaimOutcome

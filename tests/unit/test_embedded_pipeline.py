@@ -16,7 +16,6 @@ import fakeredis
 import httpx
 import orjson
 import pytest
-
 from agentprod.agents.registry import AgentPool
 from agentprod.api import Services, create_app
 from agentprod.broker.base import Outgoing
@@ -33,8 +32,9 @@ class Stack:
         self.settings = load_settings(max_content_bytes=1000, mq_max_retries=MAX_RETRIES)
         self.broker = MemoryBroker(max_retries=MAX_RETRIES)
         self.store = TaskStore(fakeredis.FakeAsyncRedis(), group="G")
-        self.results = self.broker.consumer(group="downstream", topic="TopicResult",
-                                            await_seconds=0)
+        self.results = self.broker.consumer(
+            group="downstream", topic="TopicResult", await_seconds=0
+        )
         self.app = create_app(Services(self.settings, self.store, self.broker.publisher()))
         self.worker = Worker(
             consumer=self.broker.consumer(group="G", topic="TopicTest", await_seconds=0.2),
@@ -86,8 +86,11 @@ async def test_task_reaches_done_with_the_tagger_result(stack: Stack) -> None:
     assert answer.json()["status"] == "queued"
     view = await stack.wait_finished(answer.json()["task_id"])
     assert view["status"] == "done"
-    assert view["result"] == {"labels": ["数码", "降价敏感"], "score": 95,
-                              "reason": "用户关注了内容: 机械键盘降价了"}
+    assert view["result"] == {
+        "labels": ["数码", "降价敏感"],
+        "score": 95,
+        "reason": "用户关注了内容: 机械键盘降价了",
+    }
     assert view["attempts"] == 1
     (published,) = await stack.result_messages()
     assert published["task_id"] == view["task_id"]

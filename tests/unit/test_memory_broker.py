@@ -1,7 +1,6 @@
 """The embedded broker keeps RocketMQ's SimpleConsumer semantics (fake clock, no sleeping)."""
 
 import pytest
-
 from agentprod.broker.base import BrokerUnavailable, Outgoing
 from agentprod.broker.memory import MemoryBroker
 

@@ -1,7 +1,6 @@
 """Settings: the seed's variable names, REDIS_URL precedence, errors that name the variable."""
 
 import pytest
-
 from agentprod.settings import ConfigurationError, load_settings
 
 

@@ -1,13 +1,14 @@
 """The tagger reproduces the seed's result for its example contents, deterministically."""
 
 import pytest
-
 from agentprod.agents import registry
 from agentprod.agents.base import AgentTask
 from agentprod.agents.tagger import tag
 
 
-@pytest.mark.parametrize("content", ["机械键盘降价了", "智能手表降价通知", "测试：智能手表降价通知"])
+@pytest.mark.parametrize(
+    "content", ["机械键盘降价了", "智能手表降价通知", "测试：智能手表降价通知"]
+)
 def test_seed_examples(content: str) -> None:
     assert tag(content) == {
         "labels": ["数码", "降价敏感"],

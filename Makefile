@@ -1,0 +1,63 @@
+# agentprod — the two commands a newcomer needs are `make dev` and `make test`.
+# Big downloads (RocketMQ jars) are cached under $(AGENTPROD_CACHE), outside the checkout;
+# runtime state (data dirs, logs, pidfiles) lives in the git-ignored .cache/.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export AGENTPROD_CACHE ?= $(HOME)/.cache/agentprod
+HARNESS := PYTHONPATH=hack $(BIN)/python -m harness
+
+.PHONY: dev test install system-deps lint typecheck unit integration services-up services-down \
+        services-status bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Run the product on its embedded default: API + worker on http://127.0.0.1:8000, no Java/Redis.
+dev: install
+	$(BIN)/agentprod dev
+
+## Install everything (Python deps, redis-server, RocketMQ jars) and run the whole suite.
+test: install system-deps lint typecheck
+	$(BIN)/pytest
+
+## redis-server from Debian (when missing) and RocketMQ 5 from Maven Central (cached).
+system-deps: install
+	$(HARNESS) deps
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install system-deps
+	$(BIN)/pytest tests/integration
+
+## Real RocketMQ 5 (namesrv :9876, broker :10911, proxy gRPC :8081) and Redis :6379 for local work.
+services-up: install system-deps
+	$(HARNESS) up
+
+services-down: install
+	$(HARNESS) down
+
+services-status: install
+	$(HARNESS) status
+
+## Benchmarks (print figures; see docs/benchmarks.md).
+bench: install system-deps
+	$(BIN)/python -m bench.api_latency
+	$(BIN)/python -m bench.end_to_end
+
+clean:
+	rm -rf .cache .mypy_cache .ruff_cache .pytest_cache

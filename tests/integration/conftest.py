@@ -1,0 +1,122 @@
+"""Real servers for the integration tests: one RocketMQ 5 (namesrv + local-mode proxy with its
+embedded broker) and one Redis per session, on ports clear of `make services-up`.
+
+Each test gets its own topics and consumer group (`names`), so tests never see each other's
+messages; `launch` starts `agentprod` processes and stops them at teardown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from harness import paths
+from harness.redis import RedisServer, ensure_redis_server
+from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars
+
+from tests.integration.processes import AgentprodProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+MAX_RETRIES = 2
+
+
+@pytest.fixture(scope="session")
+def rocketmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RocketMQ]:
+    lib = ensure_jars(cache=paths.cache_dir())
+    server = RocketMQ(
+        home=tmp_path_factory.mktemp("rocketmq"), lib=lib, ports=RocketMQPorts.for_tests()
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    ensure_redis_server()
+    server = RedisServer(home=tmp_path_factory.mktemp("redis"), port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Names:
+    request_topic: str
+    result_topic: str
+    group: str
+    downstream_group: str
+
+
+@pytest.fixture
+def names(rocketmq: RocketMQ) -> Names:
+    suffix = uuid.uuid4().hex[:10]
+    created = Names(
+        request_topic=f"TopicTest_{suffix}",
+        result_topic=f"TopicResult_{suffix}",
+        group=f"GID_AGENT_{suffix}",
+        downstream_group=f"GID_DOWNSTREAM_{suffix}",
+    )
+    rocketmq.create_topic(created.request_topic, queues=8)
+    rocketmq.create_topic(created.result_topic, queues=8)
+    rocketmq.create_group(created.group, max_retries=MAX_RETRIES)
+    rocketmq.create_group(created.downstream_group)
+    return created
+
+
+@pytest.fixture
+def base_env(rocketmq: RocketMQ, redis_server: RedisServer, names: Names) -> dict[str, str]:
+    """The environment an operator would give the processes (the seed's variable names)."""
+    return {
+        "REDIS_URL": redis_server.url,
+        "MQ_ENDPOINT": rocketmq.endpoint,
+        "MQ_NAMESRV": rocketmq.namesrv_addr,
+        "MQ_TOPIC_REQUEST": names.request_topic,
+        "MQ_TOPIC_RESULT": names.result_topic,
+        "MQ_GROUP_AGENT": names.group,
+        "MQ_MAX_RETRIES": str(MAX_RETRIES),
+        "WORKER_INVISIBLE_SECONDS": "10",
+        "WORKER_AWAIT_SECONDS": "2",
+        "WORKER_RETRY_BACKOFF_SECONDS": "0.5",
+        "WORKER_SHUTDOWN_GRACE_SECONDS": "20",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+Launch = Callable[..., AgentprodProcess]
+
+
+@pytest.fixture
+def launch(tmp_path: Path, base_env: dict[str, str]) -> Iterator[Launch]:
+    """`launch("api" | "worker", **env)` → a healthy process; all are stopped at teardown."""
+    started: list[AgentprodProcess] = []
+    counter = iter(range(1000))
+
+    def start(command: str, wait: bool = True, **env: str) -> AgentprodProcess:
+        process = AgentprodProcess(
+            command=command,
+            env=base_env | env,
+            log_dir=tmp_path,
+            name=f"{command}-{next(counter)}",
+        )
+        started.append(process)
+        if wait:
+            process.wait_healthy()
+        return process
+
+    yield start
+    for process in started:
+        if process.process.poll() is None:
+            process.terminate()

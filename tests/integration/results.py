@@ -1,0 +1,77 @@
+"""Helpers shared by the end-to-end tests: wait on Redis, read the result topic downstream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+import redis
+from agentprod import keys
+from agentprod.broker.rocketmq import RocketMQConsumer, configuration
+
+
+def statuses(client: redis.Redis, task_ids: list[str]) -> list[str | None]:
+    pipe = client.pipeline(transaction=False)
+    for task_id in task_ids:
+        pipe.hget(keys.task(task_id), "status")
+    return list(pipe.execute())
+
+
+def wait_for_status(
+    client: redis.Redis, task_ids: list[str], wanted: set[str], timeout: float
+) -> list[str | None]:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = statuses(client, task_ids)
+        if all(status in wanted for status in seen) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.2)
+
+
+def record(client: redis.Redis, task_id: str) -> dict[str, Any]:
+    return dict(client.hgetall(keys.task(task_id)))
+
+
+async def read_results(
+    *,
+    endpoint: str,
+    group: str,
+    topic: str,
+    expect: int,
+    settle_seconds: float = 5.0,
+    timeout: float = 90.0,
+) -> list[dict[str, Any]]:
+    """Consume the result topic as a downstream group would: until `expect` messages arrived
+    and nothing more came for `settle_seconds` (so duplicates would be seen)."""
+    consumer = RocketMQConsumer(
+        config=configuration(
+            endpoint=endpoint, access_key="", secret_key="", namespace="", timeout_seconds=3
+        ),
+        endpoint=endpoint,
+        group=group,
+        topic=topic,
+        await_seconds=2,
+    )
+    await consumer.start()
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            try:
+                deliveries = await consumer.receive(max_messages=32, invisible_seconds=60)
+            except Exception:  # the first receive of a new group can race its settings
+                await asyncio.sleep(0.5)
+                continue
+            for delivery in deliveries:
+                got.append(orjson.loads(delivery.body))
+                await consumer.ack(delivery)
+            if deliveries:
+                quiet_since = time.monotonic()
+            elif len(got) >= expect and time.monotonic() - quiet_since > settle_seconds:
+                break
+    finally:
+        await consumer.close()
+    return got
