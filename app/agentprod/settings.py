@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1, le=1024)
     #: Seconds a received message stays invisible; renewed while the task runs (≥ 10, proxy rule).
     worker_invisible_seconds: int = Field(default=30, ge=10, le=43200)
-    #: Long-poll wait of one receive call.
-    worker_await_seconds: int = Field(default=5, ge=1, le=30)
+    #: Long-poll wait of one receive call (the proxy refuses polls it cannot hold for 5 s).
+    worker_await_seconds: int = Field(default=5, ge=5, le=30)
     #: Seconds in-flight tasks get to finish after SIGTERM (match terminationGracePeriodSeconds).
     worker_shutdown_grace_seconds: float = Field(default=25.0, ge=0)
     #: First redelivery delay after an agent error; doubles per attempt, capped at 60 s.

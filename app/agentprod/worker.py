@@ -342,5 +342,8 @@ async def _first_of(*awaitables: Awaitable[object]) -> None:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
-            if not task.done():
+            if task.done():
+                if not task.cancelled():
+                    task.exception()  # the caller awaits the original; mark this one seen
+            else:
                 task.cancel()

@@ -88,7 +88,7 @@ def base_env(rocketmq: RocketMQ, redis_server: RedisServer, names: Names) -> dic
         "MQ_GROUP_AGENT": names.group,
         "MQ_MAX_RETRIES": str(MAX_RETRIES),
         "WORKER_INVISIBLE_SECONDS": "10",
-        "WORKER_AWAIT_SECONDS": "2",
+        "WORKER_AWAIT_SECONDS": "5",
         "WORKER_RETRY_BACKOFF_SECONDS": "0.5",
         "WORKER_SHUTDOWN_GRACE_SECONDS": "20",
         "LOG_LEVEL": "INFO",

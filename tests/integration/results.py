@@ -56,13 +56,15 @@ async def read_results(
     )
     await consumer.start()
     got: list[dict[str, Any]] = []
+    errors: list[str] = []
     deadline = time.monotonic() + timeout
     quiet_since = time.monotonic()
     try:
         while time.monotonic() < deadline:
             try:
                 deliveries = await consumer.receive(max_messages=32, invisible_seconds=60)
-            except Exception:  # the first receive of a new group can race its settings
+            except Exception as error:  # the first receives of a new group can race its settings
+                errors.append(str(error))
                 await asyncio.sleep(0.5)
                 continue
             for delivery in deliveries:
@@ -74,4 +76,5 @@ async def read_results(
                 break
     finally:
         await consumer.close()
+    assert len(got) >= expect or not errors, errors[-3:]
     return got

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import socket
 import time
@@ -60,6 +61,19 @@ async def _start_client(client: Any, *, what: str) -> None:
         raise BrokerUnavailable(f"{what}: start-up failed: {error}") from error
 
 
+async def _settle(future: concurrent.futures.Future[Any], *, seconds: float, what: str) -> Any:
+    """Await a client future under a watchdog: a lost callback must not hang the caller."""
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), seconds)
+    except TimeoutError:
+        future.cancel()
+        raise BrokerUnavailable(f"{what}: no answer within {seconds:.0f}s") from None
+    except BrokerUnavailable:
+        raise
+    except Exception as error:
+        raise BrokerUnavailable(f"{what} failed: {error}") from error
+
+
 def _shutdown_quietly(client: Any) -> None:
     try:
         client.shutdown()
@@ -84,6 +98,8 @@ class RocketMQPublisher:
 
     def __init__(self, *, config: Any, endpoint: str, topics: tuple[str, ...]) -> None:
         self._config = config
+        # The client retries a send 3 times, each bounded by the request timeout.
+        self._send_limit = 3.0 * config.request_timeout + 2.0
         self._endpoint = endpoint
         self._topics = topics
         self._producer: Any = None
@@ -121,9 +137,10 @@ class RocketMQPublisher:
         for name, value in message.properties.items():
             outgoing.add_property(name, value)
         try:
-            receipt = await asyncio.wrap_future(producer.send_async(outgoing))
-        except Exception as error:
+            future = producer.send_async(outgoing)
+        except Exception as error:  # refused before sending (route, message type)
             raise BrokerUnavailable(f"send to {message.topic} failed: {error}") from error
+        receipt = await _settle(future, seconds=self._send_limit, what=f"send to {message.topic}")
         return str(receipt.message_id)
 
     async def check(self) -> None:
@@ -141,13 +158,24 @@ class RocketMQConsumer:
     """SimpleConsumer on one topic for one consumer group."""
 
     def __init__(
-        self, *, config: Any, endpoint: str, group: str, topic: str, await_seconds: int
+        self,
+        *,
+        config: Any,
+        endpoint: str,
+        group: str,
+        topic: str,
+        await_seconds: int,
+        threads: int = 16,
     ) -> None:
         self._config = config
         self._endpoint = endpoint
         self._group = group
         self._topic = topic
         self._await_seconds = await_seconds
+        self._call_limit = float(config.request_timeout) + 2.0
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix=f"rocketmq-{group}"
+        )
         self._consumer: Any = None
 
     async def start(self) -> None:
@@ -166,31 +194,44 @@ class RocketMQConsumer:
         return self._consumer
 
     async def receive(self, *, max_messages: int, invisible_seconds: int) -> list[Delivery]:
-        future = self._client().receive_async(max_messages, invisible_seconds)
         try:
-            messages = await asyncio.wrap_future(future)
+            future = self._client().receive_async(max_messages, invisible_seconds)
         except Exception as error:
             raise BrokerUnavailable(f"receive from {self._topic} failed: {error}") from error
+        messages = await _settle(
+            future,
+            seconds=self._call_limit + self._await_seconds,
+            what=f"receive from {self._topic}",
+        )
         return [_delivery(message) for message in messages]
 
     async def ack(self, delivery: Delivery) -> None:
-        # The public ack_async returns None (client bug); its protected twin returns the future.
-        await self._call(lambda c: c._ack_async(delivery.handle), what="ack")
+        await self._call(self._client().ack, delivery.handle, what="ack")
 
     async def change_invisible(self, delivery: Delivery, *, seconds: float) -> None:
         whole = max(0, round(seconds))
         await self._call(
-            lambda c: c._change_invisible_duration_async(delivery.handle, whole),
+            self._client().change_invisible_duration,
+            delivery.handle,
+            whole,
             what="change invisible duration",
         )
 
-    async def _call(
-        self, start: Callable[[Any], concurrent.futures.Future[Any]], *, what: str
-    ) -> None:
+    async def _call(self, method: Callable[..., Any], *args: Any, what: str) -> None:
+        """Run a blocking client call on the consumer's own threads.
+
+        The client's `ack_async`/`change_invisible_duration_async` resolve an asyncio future
+        from a foreign thread (not thread-safe: the awaiting loop may never wake), so the
+        blocking variants run here instead, each bounded by the request timeout.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._threads, functools.partial(method, *args))
         try:
-            await asyncio.wrap_future(start(self._client()))
-        except BrokerUnavailable:
-            raise
+            await asyncio.wait_for(asyncio.shield(future), self._call_limit)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"{what} on {self._topic}: no answer within {self._call_limit:.0f}s"
+            ) from None
         except Exception as error:
             raise BrokerUnavailable(f"{what} on {self._topic} failed: {error}") from error
 
@@ -198,6 +239,7 @@ class RocketMQConsumer:
         if self._consumer is not None:
             await asyncio.to_thread(_shutdown_quietly, self._consumer)
             self._consumer = None
+        self._threads.shutdown(wait=False)
 
 
 def _delivery(message: Any) -> Delivery:
