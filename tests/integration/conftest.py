@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 import redis
 from harness import paths
+from harness.apps import AgentprodProcess, free_port
 from harness.redis import RedisServer, ensure_redis_server
 from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars
-
-from tests.integration.processes import AgentprodProcess, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from harness.apps import AgentprodProcess, free_port
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
 from tests.integration.conftest import Launch
-from tests.integration.processes import AgentprodProcess, free_port
 from tests.integration.results import wait_for_status
 
 LIMIT = 1000

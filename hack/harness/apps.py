@@ -1,4 +1,4 @@
-"""Start `agentprod api` / `agentprod worker` as real processes for the integration tests."""
+"""Start `agentprod api` / `agentprod worker` as real processes (integration tests, benchmarks)."""
 
 from __future__ import annotations
 
