@@ -56,8 +56,8 @@ services-status: install
 
 ## Benchmarks (print figures; see docs/benchmarks.md).
 bench: install system-deps
-	$(BIN)/python -m bench.api_latency
-	$(BIN)/python -m bench.end_to_end
+	PYTHONPATH=hack $(BIN)/python -m bench.api_latency
+	PYTHONPATH=hack $(BIN)/python -m bench.end_to_end
 
 clean:
 	rm -rf .cache .mypy_cache .ruff_cache .pytest_cache

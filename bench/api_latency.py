@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import time
 
-import httpx
+import aiohttp
 
 from bench.stack import percentile, real_stack
 
@@ -21,19 +21,20 @@ from bench.stack import percentile, real_stack
 async def fire(url: str, *, rate: float, seconds: float) -> tuple[list[float], int, float]:
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=512)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
 
         async def one(i: int, scheduled: float) -> None:
             nonlocal errors
             try:
-                answer = await client.post(
-                    "/tasks", json={"user_id": "bench", "content": f"task {i}"}
-                )
-                if answer.status_code != 202:
-                    errors += 1
-                    return
-            except httpx.HTTPError:
+                body = {"user_id": "bench", "content": f"task {i}"}
+                async with client.post("/tasks", json=body) as answer:
+                    await answer.read()
+                    if answer.status != 202:
+                        errors += 1
+                        return
+            except (aiohttp.ClientError, TimeoutError):
                 errors += 1
                 return
             latencies.append(time.perf_counter() - scheduled)

@@ -2,25 +2,29 @@
 
 Two JVMs: the NameServer and a proxy in LOCAL mode that embeds the broker. Everything
 (confs, store, ``logs/rocketmqlogs``, ``*.out``, pidfiles) lives under ``home``; an instance
-built on an existing ``home`` adopts the processes recorded in its pidfiles. Topics and groups
-are created with raw remoting requests (milliseconds, vs. ~4 s per ``mqadmin`` JVM).
+built on an existing ``home`` adopts the processes recorded in its pidfiles. Topics, groups and
+the readiness check go through the operator's admin client
+(:class:`agentprod_operator.rocketmq_admin.RocketMQAdmin`, milliseconds, vs. ~4 s per
+``mqadmin`` JVM), wrapped in small synchronous calls since the harness is synchronous.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
-import itertools
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from agentprod_operator import remoting
+from agentprod_operator.rocketmq_admin import RocketMQAdmin
 
 from harness.paths import repo_root
 from harness.processes import (
@@ -40,7 +44,6 @@ from harness.processes import (
 ROCKETMQ_VERSION = "5.3.3"
 POM = repo_root() / "hack" / "rocketmq" / "pom.xml"
 _JARS_MARKER = ".complete"
-_MQ_VERSION_ORDINAL = 479  # MQVersion ordinal of 5.3.3, sent in remoting headers
 
 CLUSTER = "DefaultCluster"
 BROKER_NAME = "broker-a"
@@ -54,12 +57,8 @@ _JVM_COMMON = (
 _NAMESRV_HEAP = ("-Xms128m", "-Xmx256m")
 _PROXY_HEAP = ("-Xms256m", "-Xmx768m", "-XX:MaxDirectMemorySize=512m")
 
-# Remoting request codes (RequestCode.java) and response codes (ResponseCode.java).
-UPDATE_AND_CREATE_TOPIC = 17
-GET_ROUTEINFO_BY_TOPIC = 105
-GET_BROKER_CLUSTER_INFO = 106
-UPDATE_AND_CREATE_SUBSCRIPTIONGROUP = 200
-SUCCESS = 0
+_ADMIN_TIMEOUT = 5.0  # seconds per admin request
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- jars
@@ -125,77 +124,22 @@ def ensure_jars(*, cache: Path, pom: Path = POM) -> Path:
     return lib
 
 
-# --------------------------------------------------------------------------- remoting
+# --------------------------------------------------------------------------- admin
 
 
-@dataclass(frozen=True)
-class RemotingResponse:
-    """A decoded remoting reply: response code, remark, header extFields and raw body."""
+def run_admin(
+    *, namesrv_addr: str, what: str, call: Callable[[RocketMQAdmin], Awaitable[_T]]
+) -> _T:
+    """Run ``call`` with a fresh admin client on its own event loop; errors become ServiceError."""
 
-    code: int
-    remark: str
-    ext_fields: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
+    async def main() -> _T:
+        async with RocketMQAdmin(name_servers=namesrv_addr, timeout=_ADMIN_TIMEOUT) as admin:
+            return await call(admin)
 
-
-_opaque = itertools.count(1)
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = sock.recv(size - len(buf))
-        if not chunk:
-            raise ConnectionError("remoting peer closed the connection")
-        buf += chunk
-    return bytes(buf)
-
-
-def _split_addr(addr: str) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":")
-    return host, int(port)
-
-
-def remoting_request(
-    *,
-    addr: str,
-    code: int,
-    ext_fields: Mapping[str, str] | None = None,
-    body: bytes = b"",
-    timeout: float = 5.0,
-) -> RemotingResponse:
-    """Send one JSON-serialized remoting request to ``host:port`` and return the reply.
-
-    Frame: int32 total length, int32 (serType<<24 | headerLen), JSON header, body.
-    Raises OSError/ConnectionError when the server is unreachable.
-    """
-    opaque = next(_opaque)
-    header = json.dumps(
-        {
-            "code": code,
-            "language": "JAVA",
-            "version": _MQ_VERSION_ORDINAL,
-            "opaque": opaque,
-            "flag": 0,
-            "extFields": dict(ext_fields or {}),
-        }
-    ).encode()
-    frame = struct.pack(">ii", 4 + len(header) + len(body), len(header)) + header + body
-    with socket.create_connection(_split_addr(addr), timeout=timeout) as sock:
-        sock.sendall(frame)
-        (total,) = struct.unpack(">i", _recv_exactly(sock, 4))
-        payload = _recv_exactly(sock, total)
-    (mark,) = struct.unpack(">i", payload[:4])
-    ser_type, header_len = (mark >> 24) & 0xFF, mark & 0xFFFFFF
-    if ser_type != 0:
-        raise ServiceError(f"remoting reply uses serialization type {ser_type}, expected JSON")
-    reply = json.loads(payload[4 : 4 + header_len])
-    return RemotingResponse(
-        code=int(reply.get("code", -1)),
-        remark=str(reply.get("remark") or ""),
-        ext_fields={str(k): str(v) for k, v in (reply.get("extFields") or {}).items()},
-        body=payload[4 + header_len :],
-    )
+    try:
+        return asyncio.run(main())
+    except remoting.RemotingError as exc:
+        raise ServiceError(f"{what} failed: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- server
@@ -391,16 +335,13 @@ class RocketMQ:
             raise ServiceError(f"ports {busy} are already in use (not by RocketMQ in {self.home})")
 
     def broker_registered(self) -> bool:
-        """True if the namesrv's cluster info (code 106) lists our broker and its address."""
+        """True if the namesrv's cluster info lists our broker as master at our address."""
         try:
-            reply = remoting_request(addr=self.namesrv_addr, code=GET_BROKER_CLUSTER_INFO)
-        except OSError:
+            info = self._admin("cluster info", lambda admin: admin.cluster_info())
+        except ServiceError:
             return False
-        return (
-            reply.code == SUCCESS
-            and BROKER_NAME.encode() in reply.body
-            and self.broker_addr.encode() in reply.body
-        )
+        broker = info.brokers.get(BROKER_NAME)
+        return broker is not None and broker.master_addr == self.broker_addr
 
     def ready(self) -> bool:
         """True if the gRPC port accepts connections and the broker is registered."""
@@ -480,25 +421,13 @@ class RocketMQ:
             raise ServiceError(f"mqadmin {' '.join(args)} exited {done.returncode}:\n{output}")
         return output
 
-    def _admin(
-        self,
-        *,
-        code: int,
-        what: str,
-        ext_fields: Mapping[str, str] | None = None,
-        body: bytes = b"",
-    ) -> RemotingResponse:
-        reply = remoting_request(addr=self.broker_addr, code=code, ext_fields=ext_fields, body=body)
-        if reply.code != SUCCESS:
-            raise ServiceError(f"{what} failed: code {reply.code} {reply.remark}")
-        return reply
+    def _admin(self, what: str, call: Callable[[RocketMQAdmin], Awaitable[_T]]) -> _T:
+        return run_admin(namesrv_addr=self.namesrv_addr, what=what, call=call)
 
     def topic_exists(self, name: str) -> bool:
-        """True if the namesrv has a route for topic ``name`` (code 105)."""
-        reply = remoting_request(
-            addr=self.namesrv_addr, code=GET_ROUTEINFO_BY_TOPIC, ext_fields={"topic": name}
-        )
-        return reply.code == SUCCESS
+        """True if the namesrv has a route for topic ``name``."""
+        route = self._admin(f"route of topic {name}", lambda admin: admin.topic_route(name))
+        return route is not None
 
     def create_topic(
         self, name: str, *, queues: int = 8, message_type: str = "NORMAL", timeout: float = 30.0
@@ -508,19 +437,10 @@ class RocketMQ:
         ``message_type`` is NORMAL, FIFO, DELAY or TRANSACTION (the ``message.type`` attribute).
         """
         self._admin(
-            code=UPDATE_AND_CREATE_TOPIC,
-            what=f"create topic {name}",
-            ext_fields={
-                "topic": name,
-                "defaultTopic": "TBW102",
-                "readQueueNums": str(queues),
-                "writeQueueNums": str(queues),
-                "perm": "6",
-                "topicFilterType": "SINGLE_TAG",
-                "topicSysFlag": "0",
-                "order": "false",
-                "attributes": f"+message.type={message_type}",
-            },
+            f"create topic {name}",
+            lambda admin: admin.create_or_update_topic(
+                cluster=CLUSTER, topic=name, queues=queues, message_type=message_type
+            ),
         )
         wait_until(
             check=lambda: self.topic_exists(name),
@@ -530,21 +450,9 @@ class RocketMQ:
 
     def create_group(self, name: str, *, max_retries: int = 16, orderly: bool = False) -> None:
         """Create or update consumer group ``name`` (``orderly=True`` for FIFO consumption)."""
-        config = {
-            "groupName": name,
-            "consumeEnable": True,
-            "consumeFromMinEnable": True,
-            "consumeBroadcastEnable": True,
-            "consumeMessageOrderly": orderly,
-            "retryQueueNums": 1,
-            "retryMaxTimes": max_retries,
-            "brokerId": 0,
-            "whichBrokerWhenConsumeSlowly": 1,
-            "notifyConsumerIdsChangedEnable": True,
-            "attributes": {},
-        }
         self._admin(
-            code=UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
-            what=f"create group {name}",
-            body=json.dumps(config).encode(),
+            f"create group {name}",
+            lambda admin: admin.create_or_update_group(
+                cluster=CLUSTER, group=name, max_retries=max_retries, orderly=orderly
+            ),
         )

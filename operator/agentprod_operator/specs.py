@@ -1,0 +1,149 @@
+"""The AgentPipeline spec (agentprod.io/v1alpha1) as pydantic models: the single source of the
+CRD's schema (`crds.build_crd`) and the typed view the reconcile functions work on.
+
+Field names are the Kubernetes ones (camelCase); descriptions become the CRD's documentation.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NAME_PATTERN = r"^[%a-zA-Z0-9_-]+$"  # RocketMQ topic and group names
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class MessageType(str, enum.Enum):
+    NORMAL = "NORMAL"
+    FIFO = "FIFO"
+    DELAY = "DELAY"
+    TRANSACTION = "TRANSACTION"
+
+
+class DeletionPolicy(str, enum.Enum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class RocketMQSpec(_Spec):
+    nameServer: str = Field(
+        min_length=1, description="Name server(s) for admin calls, host:port; ';' separates several."
+    )
+    endpoint: str = Field(min_length=1, description="Proxy gRPC endpoint the workers use.")
+    cluster: str = Field(default="DefaultCluster", min_length=1, description="Broker cluster.")
+    credentialsSecret: str | None = Field(
+        default=None, description="Secret with keys accessKey and secretKey (ACL), optional."
+    )
+
+
+class TopicSpec(_Spec):
+    name: str = Field(min_length=1, max_length=127, pattern=NAME_PATTERN, description="Topic.")
+    queues: int = Field(
+        default=8, ge=1, le=1024, description="Read/write queues; can grow, never shrink."
+    )
+    messageType: MessageType = Field(default=MessageType.NORMAL, description="message.type.")
+
+
+class TopicsSpec(_Spec):
+    request: TopicSpec = Field(description="Tasks published by the API, consumed by workers.")
+    result: TopicSpec = Field(description="Results published by workers for downstream services.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TopicsSpec:
+        if self.request.name == self.result.name:
+            raise ValueError("topics.request.name and topics.result.name must differ")
+        return self
+
+
+class ConsumerGroupSpec(_Spec):
+    name: str = Field(min_length=1, max_length=255, pattern=NAME_PATTERN, description="Group.")
+    maxRetries: int = Field(
+        default=16, ge=0, le=64, description="Redeliveries before a task fails (retryMaxTimes)."
+    )
+
+
+class SecretKeyRef(_Spec):
+    name: str = Field(min_length=1, description="Secret name.")
+    key: str = Field(min_length=1, description="Key holding the Redis URL.")
+
+
+class RedisSpec(_Spec):
+    url: str | None = Field(default=None, description="redis://host:port/db")
+    secretRef: SecretKeyRef | None = Field(default=None, description="Secret key with the URL.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RedisSpec:
+        if self.url is None and self.secretRef is None:
+            raise ValueError("redis needs url or secretRef")
+        return self
+
+
+class AgentSpec(_Spec):
+    name: str = Field(default="tagger", min_length=1, description="Registered agent name.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Agent configuration.")
+
+
+class WorkerSpec(_Spec):
+    image: str = Field(min_length=1, description="Worker image (agentprod with your agents).")
+    imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    concurrency: int = Field(default=8, ge=1, le=1024, description="Tasks per worker at once.")
+    resources: dict[str, Any] = Field(
+        default_factory=dict, description="Container resources (requests/limits)."
+    )
+    env: list[dict[str, Any]] = Field(
+        default_factory=list, description="Extra container environment variables."
+    )
+    terminationGracePeriodSeconds: int = Field(
+        default=30, ge=1, le=3600, description="Drain time on scale-in; tasks finish within it."
+    )
+
+
+class ScalingSpec(_Spec):
+    minReplicas: int = Field(default=0, ge=0, le=1000)
+    maxReplicas: int = Field(default=20, ge=1, le=1000)
+    lagPerReplica: int = Field(default=100, ge=1, description="Backlog one replica holds.")
+    activationLag: int = Field(default=1, ge=1, description="Lag that wakes 0 → 1 replica.")
+    pollSeconds: int = Field(default=15, ge=1, le=3600)
+    cooldownSeconds: int = Field(default=300, ge=0, description="Idle time before scaling to 0.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScalingSpec:
+        if self.minReplicas > self.maxReplicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class AgentPipelineSpec(_Spec):
+    rocketmq: RocketMQSpec
+    topics: TopicsSpec
+    consumerGroup: ConsumerGroupSpec
+    redis: RedisSpec
+    agent: AgentSpec = Field(default_factory=AgentSpec)
+    worker: WorkerSpec
+    scaling: ScalingSpec = Field(default_factory=ScalingSpec)
+    deletionPolicy: DeletionPolicy = Field(
+        default=DeletionPolicy.RETAIN,
+        description="Retain keeps topics and group when the pipeline is deleted; Delete removes.",
+    )
+
+
+# CEL rules the API server enforces (pydantic enforces the same in-process).
+VALIDATIONS: dict[str, list[dict[str, str]]] = {
+    "scaling": [
+        {"rule": "self.minReplicas <= self.maxReplicas",
+         "message": "scaling.minReplicas must not exceed scaling.maxReplicas"},
+    ],
+    "topics": [
+        {"rule": "self.request.name != self.result.name",
+         "message": "topics.request.name and topics.result.name must differ"},
+    ],
+    "redis": [
+        {"rule": "has(self.url) || has(self.secretRef)",
+         "message": "redis needs url or secretRef"},
+    ],
+}

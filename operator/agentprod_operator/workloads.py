@@ -1,0 +1,112 @@
+"""The worker Deployment a pipeline wants (pure): image, env wiring, probes, grace period.
+
+Replicas are not part of the desired template: they are set once at creation and belong to
+the scaler afterwards, so reconciling never fights it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentprod_operator import specs
+
+HEALTH_PORT = 8001
+MANAGER = "agentprod-operator"
+# Leave the worker a margin inside the pod's grace period to finish and exit cleanly.
+DRAIN_MARGIN_SECONDS = 5
+
+
+def name_for(pipeline: str) -> str:
+    return f"{pipeline}-worker"
+
+
+def selector_labels(pipeline: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "agentprod-worker", "app.kubernetes.io/instance": pipeline}
+
+
+def labels(pipeline: str) -> dict[str, str]:
+    return selector_labels(pipeline) | {
+        "app.kubernetes.io/component": "worker",
+        "app.kubernetes.io/part-of": "agentprod",
+        "app.kubernetes.io/managed-by": MANAGER,
+    }
+
+
+def worker_env(spec: specs.AgentPipelineSpec) -> list[dict[str, Any]]:
+    """The variables `agentprod worker` reads (the seed's names), then the user's own."""
+    grace = spec.worker.terminationGracePeriodSeconds
+    env: list[dict[str, Any]] = [
+        {"name": "MQ_ENDPOINT", "value": spec.rocketmq.endpoint},
+        {"name": "MQ_NAMESRV", "value": spec.rocketmq.nameServer},
+        {"name": "MQ_TOPIC_REQUEST", "value": spec.topics.request.name},
+        {"name": "MQ_TOPIC_RESULT", "value": spec.topics.result.name},
+        {"name": "MQ_GROUP_AGENT", "value": spec.consumerGroup.name},
+        {"name": "MQ_MAX_RETRIES", "value": str(spec.consumerGroup.maxRetries)},
+        {"name": "AGENT", "value": spec.agent.name},
+        {"name": "AGENT_CONFIG", "value": json.dumps(spec.agent.config, sort_keys=True)},
+        {"name": "WORKER_CONCURRENCY", "value": str(spec.worker.concurrency)},
+        {"name": "WORKER_SHUTDOWN_GRACE_SECONDS",
+         "value": str(max(1, grace - DRAIN_MARGIN_SECONDS))},
+        {"name": "WORKER_HEALTH_PORT", "value": str(HEALTH_PORT)},
+    ]
+    if spec.redis.secretRef is not None:
+        ref = spec.redis.secretRef
+        env.append({"name": "REDIS_URL",
+                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    else:
+        env.append({"name": "REDIS_URL", "value": spec.redis.url})
+    if spec.rocketmq.credentialsSecret:
+        for variable, key in (("MQ_ACCESS_KEY", "accessKey"), ("MQ_SECRET_KEY", "secretKey")):
+            env.append({"name": variable, "valueFrom": {"secretKeyRef": {
+                "name": spec.rocketmq.credentialsSecret, "key": key}}})
+    return env + list(spec.worker.env)
+
+
+def desired_deployment(
+    *, pipeline: str, namespace: str, spec: specs.AgentPipelineSpec, replicas: int
+) -> dict[str, Any]:
+    probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10,
+             "timeoutSeconds": 3}
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": spec.worker.image,
+        "imagePullPolicy": spec.worker.imagePullPolicy,
+        "args": ["worker"],
+        "env": worker_env(spec),
+        "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
+        "livenessProbe": probe | {"failureThreshold": 6},
+        "readinessProbe": probe | {"failureThreshold": 2},
+        "resources": spec.worker.resources,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name_for(pipeline), "namespace": namespace,
+                     "labels": labels(pipeline)},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector_labels(pipeline)},
+            "template": {
+                "metadata": {"labels": labels(pipeline),
+                             "annotations": {"prometheus.io/scrape": "true",
+                                             "prometheus.io/port": str(HEALTH_PORT)}},
+                "spec": {
+                    "terminationGracePeriodSeconds": spec.worker.terminationGracePeriodSeconds,
+                    "securityContext": {"runAsNonRoot": True,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def initial_replicas(spec: specs.AgentPipelineSpec) -> int:
+    """Replicas at creation: the floor of the scaling range, but at least one worker."""
+    return max(1, spec.scaling.minReplicas)
