@@ -24,7 +24,7 @@ class SeenGroup:
     max_retries: int
 
 
-class Act(str, enum.Enum):
+class Act(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"  # more queues or another message type
     KEEP = "keep"  # present and as wanted (adopted if we did not create it)
@@ -46,7 +46,10 @@ def plan_topic(want: specs.TopicSpec, seen: SeenTopic | None) -> TopicPlan:
         return TopicPlan(want.name, Act.CREATE, want.queues, kind)
     if want.queues < seen.queues:
         return TopicPlan(
-            want.name, Act.REFUSE, seen.queues, seen.message_type,
+            want.name,
+            Act.REFUSE,
+            seen.queues,
+            seen.message_type,
             reason=f"topic {want.name} has {seen.queues} queues; decreasing to {want.queues} "
             "is not supported",
         )

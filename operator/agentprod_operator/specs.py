@@ -18,21 +18,21 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class MessageType(str, enum.Enum):
+class MessageType(enum.StrEnum):
     NORMAL = "NORMAL"
     FIFO = "FIFO"
     DELAY = "DELAY"
     TRANSACTION = "TRANSACTION"
 
 
-class DeletionPolicy(str, enum.Enum):
+class DeletionPolicy(enum.StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
 
 
 class RocketMQSpec(_Spec):
     nameServer: str = Field(
-        min_length=1, description="Name server(s) for admin calls, host:port; ';' separates several."
+        min_length=1, description="Name server(s) for admin calls, host:port, ;-separated."
     )
     endpoint: str = Field(min_length=1, description="Proxy gRPC endpoint the workers use.")
     cluster: str = Field(default="DefaultCluster", min_length=1, description="Broker cluster.")
@@ -135,15 +135,18 @@ class AgentPipelineSpec(_Spec):
 # CEL rules the API server enforces (pydantic enforces the same in-process).
 VALIDATIONS: dict[str, list[dict[str, str]]] = {
     "scaling": [
-        {"rule": "self.minReplicas <= self.maxReplicas",
-         "message": "scaling.minReplicas must not exceed scaling.maxReplicas"},
+        {
+            "rule": "self.minReplicas <= self.maxReplicas",
+            "message": "scaling.minReplicas must not exceed scaling.maxReplicas",
+        },
     ],
     "topics": [
-        {"rule": "self.request.name != self.result.name",
-         "message": "topics.request.name and topics.result.name must differ"},
+        {
+            "rule": "self.request.name != self.result.name",
+            "message": "topics.request.name and topics.result.name must differ",
+        },
     ],
     "redis": [
-        {"rule": "has(self.url) || has(self.secretRef)",
-         "message": "redis needs url or secretRef"},
+        {"rule": "has(self.url) || has(self.secretRef)", "message": "redis needs url or secretRef"},
     ],
 }

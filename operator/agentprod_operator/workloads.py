@@ -46,28 +46,40 @@ def worker_env(spec: specs.AgentPipelineSpec) -> list[dict[str, Any]]:
         {"name": "AGENT", "value": spec.agent.name},
         {"name": "AGENT_CONFIG", "value": json.dumps(spec.agent.config, sort_keys=True)},
         {"name": "WORKER_CONCURRENCY", "value": str(spec.worker.concurrency)},
-        {"name": "WORKER_SHUTDOWN_GRACE_SECONDS",
-         "value": str(max(1, grace - DRAIN_MARGIN_SECONDS))},
+        {
+            "name": "WORKER_SHUTDOWN_GRACE_SECONDS",
+            "value": str(max(1, grace - DRAIN_MARGIN_SECONDS)),
+        },
         {"name": "WORKER_HEALTH_PORT", "value": str(HEALTH_PORT)},
     ]
     if spec.redis.secretRef is not None:
         ref = spec.redis.secretRef
-        env.append({"name": "REDIS_URL",
-                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+        env.append(
+            {"name": "REDIS_URL", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+        )
     else:
         env.append({"name": "REDIS_URL", "value": spec.redis.url})
     if spec.rocketmq.credentialsSecret:
         for variable, key in (("MQ_ACCESS_KEY", "accessKey"), ("MQ_SECRET_KEY", "secretKey")):
-            env.append({"name": variable, "valueFrom": {"secretKeyRef": {
-                "name": spec.rocketmq.credentialsSecret, "key": key}}})
+            env.append(
+                {
+                    "name": variable,
+                    "valueFrom": {
+                        "secretKeyRef": {"name": spec.rocketmq.credentialsSecret, "key": key}
+                    },
+                }
+            )
     return env + list(spec.worker.env)
 
 
 def desired_deployment(
     *, pipeline: str, namespace: str, spec: specs.AgentPipelineSpec, replicas: int
 ) -> dict[str, Any]:
-    probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10,
-             "timeoutSeconds": 3}
+    probe = {
+        "httpGet": {"path": "/healthz", "port": "health"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+    }
     container: dict[str, Any] = {
         "name": "worker",
         "image": spec.worker.image,
@@ -87,19 +99,28 @@ def desired_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name_for(pipeline), "namespace": namespace,
-                     "labels": labels(pipeline)},
+        "metadata": {
+            "name": name_for(pipeline),
+            "namespace": namespace,
+            "labels": labels(pipeline),
+        },
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector_labels(pipeline)},
             "template": {
-                "metadata": {"labels": labels(pipeline),
-                             "annotations": {"prometheus.io/scrape": "true",
-                                             "prometheus.io/port": str(HEALTH_PORT)}},
+                "metadata": {
+                    "labels": labels(pipeline),
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(HEALTH_PORT),
+                    },
+                },
                 "spec": {
                     "terminationGracePeriodSeconds": spec.worker.terminationGracePeriodSeconds,
-                    "securityContext": {"runAsNonRoot": True,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "containers": [container],
                 },
             },

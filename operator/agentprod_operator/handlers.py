@@ -1,0 +1,177 @@
+"""The kopf handlers of AgentPipeline — thin: parse the spec, call `reconciling`, write status.
+
+Handlers are registered into a registry built from the operator config (no import-time
+globals). Status is written through kopf's patch (one PATCH per handler run); kopf keeps its
+progress in `status.kopf` and the last handled spec in one annotation.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from agentprod_operator import crds, kube, plans, reconciling, specs
+from agentprod_operator.configs import OperatorConfig
+from agentprod_operator.remoting import RemotingError
+
+RESOURCE = (crds.GROUP, crds.VERSION, crds.PLURAL)
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        settings.persistence.finalizer = config.finalizer
+        settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+        settings.posting.level = logging.WARNING  # our own events only, not every log line
+        settings.watching.server_timeout = 60
+        settings.watching.client_timeout = 90
+        settings.networking.request_timeout = 30
+        memo["kube"] = kube.Kube(await kube.connect())
+        memo["failures"] = {}
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        await memo["kube"].close()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        import os
+
+        if os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return kopf.login_with_kubeconfig(**kwargs)
+        return kopf.login_with_service_account(**kwargs)
+
+    @kopf.on.resume(*RESOURCE, registry=registry)
+    @kopf.on.create(*RESOURCE, registry=registry)
+    @kopf.on.update(*RESOURCE, field="spec", registry=registry)
+    async def changed(**kwargs: Any) -> None:
+        await _reconcile(config, force=True, **kwargs)
+
+    @kopf.timer(
+        *RESOURCE,
+        interval=config.reconcile_interval_seconds,
+        initial_delay=config.reconcile_interval_seconds,
+        registry=registry,
+    )
+    async def periodic(**kwargs: Any) -> None:
+        await _reconcile(config, force=False, **kwargs)
+
+    @kopf.on.delete(*RESOURCE, registry=registry)
+    async def deleted(**kwargs: Any) -> None:
+        await _delete(config, **kwargs)
+
+    return registry
+
+
+async def _reconcile(
+    config: OperatorConfig,
+    *,
+    force: bool,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    name: str,
+    namespace: str,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: logging.Logger,
+    **_: Any,
+) -> None:
+    generation = int(body.metadata.get("generation") or 0)
+    try:
+        parsed = specs.AgentPipelineSpec.model_validate(dict(spec))
+    except ValidationError as error:
+        patch.status["conditions"] = [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "InvalidSpec",
+                "message": str(error),
+                "observedGeneration": generation,
+                "lastTransitionTime": _now(),
+            }
+        ]
+        raise kopf.PermanentError(f"invalid spec: {error}") from error
+    failures: dict[str, tuple[int, float]] = memo["failures"]
+    uid = str(body.metadata.uid)
+    count, next_try = failures.get(uid, (0, 0.0))
+    if not force and time.monotonic() < next_try:
+        return  # backing off after RocketMQ failures
+    outcome = await reconciling.reconcile(
+        name=name,
+        namespace=namespace,
+        generation=generation,
+        spec=parsed,
+        status=dict(status),
+        owner=lambda obj: kopf.append_owner_reference(obj, owner=body),
+        kube=memo["kube"],
+        admin_factory=reconciling.default_admin,
+        now=_now(),
+    )
+    if outcome.rocketmq_ok:
+        failures.pop(uid, None)
+    else:
+        count += 1
+        delay = plans.backoff_seconds(count, base=config.reconcile_interval_seconds / 2)
+        failures[uid] = (count, time.monotonic() + delay)
+        logger.warning("RocketMQ unavailable (attempt %d); next try in %.0fs", count, delay)
+    for key, value in outcome.status.items():
+        patch.status[key] = value
+    for event in outcome.events:
+        kopf.event(
+            body,
+            type="Warning" if event.warning else "Normal",
+            reason=event.reason,
+            message=event.message,
+        )
+
+
+async def _delete(
+    config: OperatorConfig,
+    *,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    namespace: str,
+    retry: int,
+    memo: kopf.Memo,
+    logger: logging.Logger,
+    **_: Any,
+) -> None:
+    try:
+        parsed = specs.AgentPipelineSpec.model_validate(dict(spec))
+    except ValidationError:
+        return  # nothing was ever created for an invalid spec
+    if parsed.deletionPolicy is specs.DeletionPolicy.RETAIN:
+        logger.info("deletionPolicy Retain: topics and group kept")
+        return
+    access, secret = await reconciling.credentials(memo["kube"], namespace=namespace, spec=parsed)
+    admin = reconciling.default_admin(parsed.rocketmq, access, secret)
+    try:
+        for topic in (parsed.topics.request.name, parsed.topics.result.name):
+            await admin.delete_topic(cluster=parsed.rocketmq.cluster, topic=topic)
+        await admin.delete_group(cluster=parsed.rocketmq.cluster, group=parsed.consumerGroup.name)
+    except RemotingError as error:
+        if retry + 1 < config.delete_attempts:
+            raise kopf.TemporaryError(
+                f"cleanup failed: {error}", delay=config.delete_retry_seconds
+            ) from error
+        kopf.warn(
+            body,
+            reason="CleanupAbandoned",
+            message=f"gave up deleting topics and group after {retry + 1} attempts: {error}",
+        )
+        return
+    finally:
+        await admin.close()
+    kopf.info(body, reason="Deleted", message="topics and consumer group deleted")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
