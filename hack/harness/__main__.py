@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.paths import cache_dir, state_dir
 from harness.processes import ServiceError
@@ -112,10 +113,51 @@ def cmd_jars() -> None:
     print(ensure_jars(cache=cache_dir()))
 
 
+def cmd_cluster_up() -> None:
+    """Build or reuse the control-plane binaries and start etcd + apiserver + KCM."""
+    from harness.kubernetes import ControlPlane, cluster_home, ensure_binaries
+
+    plane = ControlPlane(home=cluster_home(), bin_dir=ensure_binaries())
+    if plane.running:
+        _say("cluster already running")
+    else:
+        plane.start()
+        _say("cluster ready")
+    print(f"KUBECONFIG={plane.kubeconfig}")
+    print(f"KUBECTL={plane.bin_dir / 'kubectl'}")
+
+
+def cmd_cluster_down() -> None:
+    from harness.kubernetes import ControlPlane, cluster_home
+
+    plane = ControlPlane(home=cluster_home(), bin_dir=Path("/nonexistent"))
+    plane.stop()
+    _say("cluster stopped")
+
+
+def cmd_control_plane() -> None:
+    """Build (or reuse) the cached control-plane binaries and print their folder."""
+    from harness.kubernetes import ensure_binaries
+
+    print(ensure_binaries())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status", "jars", "deps"))
+    parser.add_argument(
+        "command",
+        choices=(
+            "up",
+            "down",
+            "status",
+            "jars",
+            "deps",
+            "cluster-up",
+            "cluster-down",
+            "control-plane",
+        ),
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -126,6 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_status()
         elif args.command == "deps":
             cmd_deps()
+        elif args.command == "cluster-up":
+            cmd_cluster_up()
+        elif args.command == "cluster-down":
+            cmd_cluster_down()
+        elif args.command == "control-plane":
+            cmd_control_plane()
         else:
             cmd_jars()
     except ServiceError as exc:

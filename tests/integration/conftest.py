@@ -14,34 +14,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from harness import paths
-from harness.apps import AgentprodProcess, free_port
-from harness.redis import RedisServer, ensure_redis_server
-from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars
+from harness.apps import AgentprodProcess
+from harness.redis import RedisServer
+from harness.rocketmq import RocketMQ
 
 pytestmark = pytest.mark.integration
 
 MAX_RETRIES = 2
-
-
-@pytest.fixture(scope="session")
-def rocketmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RocketMQ]:
-    lib = ensure_jars(cache=paths.cache_dir())
-    server = RocketMQ(
-        home=tmp_path_factory.mktemp("rocketmq"), lib=lib, ports=RocketMQPorts.for_tests()
-    )
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    ensure_redis_server()
-    server = RedisServer(home=tmp_path_factory.mktemp("redis"), port=free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
