@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import yaml
-
 from agentprod_operator import crds
 from agentprod_operator.cli import main
 

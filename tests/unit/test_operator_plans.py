@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from agentprod_operator import conditions, plans, specs, workloads
 from agentprod_operator.conditions import Condition
 from agentprod_operator.plans import Act, SeenGroup, SeenTopic
@@ -29,7 +28,8 @@ def test_plan_topic(want: specs.TopicSpec, seen: SeenTopic | None, act: Act, que
     plan = plans.plan_topic(want, seen)
     assert (plan.act, plan.queues) == (act, queues)
     if act is Act.REFUSE:
-        assert "16 queues" in plan.reason and "not supported" in plan.reason
+        assert "16 queues" in plan.reason
+        assert "not supported" in plan.reason
 
 
 def test_plan_group() -> None:
