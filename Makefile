@@ -8,8 +8,8 @@ BIN := $(VENV)/bin
 export AGENTPROD_CACHE ?= $(HOME)/.cache/agentprod
 HARNESS := PYTHONPATH=hack $(BIN)/python -m harness
 
-.PHONY: dev test install system-deps lint typecheck unit integration services-up services-down \
-        services-status bench clean
+.PHONY: dev test install system-deps lint typecheck unit integration e2e services-up \
+        services-down services-status cluster-up cluster-down operator bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,12 @@ dev: install
 test: install system-deps lint typecheck
 	$(BIN)/pytest
 
-## redis-server from Debian (when missing) and RocketMQ 5 from Maven Central (cached).
+## redis-server from Debian (when missing), RocketMQ 5 from Maven Central and the Kubernetes
+## control plane (etcd, kube-apiserver, kube-controller-manager, kubectl, helm) built with Go;
+## the downloads and builds are cached under $(AGENTPROD_CACHE).
 system-deps: install
 	$(HARNESS) deps
+	$(HARNESS) control-plane
 
 lint: install
 	$(BIN)/ruff check .
@@ -44,6 +47,9 @@ unit: install
 integration: install system-deps
 	$(BIN)/pytest tests/integration
 
+e2e: install system-deps
+	$(BIN)/pytest tests/e2e
+
 ## Real RocketMQ 5 (namesrv :9876, broker :10911, proxy gRPC :8081) and Redis :6379 for local work.
 services-up: install system-deps
 	$(HARNESS) up
@@ -54,10 +60,25 @@ services-down: install
 services-status: install
 	$(HARNESS) status
 
+## Local control plane (etcd + kube-apiserver + kube-controller-manager) on 127.0.0.1 with the
+## CRD installed; kubeconfig at .cache/cluster/kubeconfig.
+cluster-up: install system-deps
+	$(HARNESS) cluster-up
+	$$($(HARNESS) control-plane)/kubectl --kubeconfig .cache/cluster/kubeconfig \
+	    apply --server-side -f crds/agentpipelines.agentprod.io.yaml
+
+cluster-down: install
+	$(HARNESS) cluster-down
+
+## Run the operator against `make cluster-up` (all namespaces).
+operator: install
+	KUBECONFIG=.cache/cluster/kubeconfig $(BIN)/agentprod-operator --all-namespaces
+
 ## Benchmarks (print figures; see docs/benchmarks.md).
 bench: install system-deps
 	PYTHONPATH=hack $(BIN)/python -m bench.api_latency
 	PYTHONPATH=hack $(BIN)/python -m bench.end_to_end
+	PYTHONPATH=hack $(BIN)/python -m bench.operator_ready
 
 clean:
 	rm -rf .cache .mypy_cache .ruff_cache .pytest_cache

@@ -123,7 +123,8 @@ async def _reconcile(
         failures[uid] = (count, time.monotonic() + delay)
         logger.warning("RocketMQ unavailable (attempt %d); next try in %.0fs", count, delay)
     for key, value in outcome.status.items():
-        patch.status[key] = value
+        if status.get(key) != value:  # unchanged status is not written: no patch storms
+            patch.status[key] = value
     for event in outcome.events:
         kopf.event(
             body,
