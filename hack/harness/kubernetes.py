@@ -78,6 +78,7 @@ class ControlPlane:
         self.pki = self.home / "pki"
         self.kubeconfig = self.home / "kubeconfig"
         self._ports_file = self.home / "ports.json"
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     # ---- lifecycle
 
@@ -158,14 +159,14 @@ class ControlPlane:
             pid = read_pidfile(path=self._pidfile(name))
             if pid is not None:
                 stop_process(pid=pid, timeout=30)
-            remove_pidfile(path=self._pidfile(name))
+            self._forget(name)
 
     def kill(self) -> None:
         for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
             pid = read_pidfile(path=self._pidfile(name))
             if pid is not None:
                 kill_process(pid=pid)
-            remove_pidfile(path=self._pidfile(name))
+            self._forget(name)
 
     @property
     def running(self) -> bool:
@@ -196,7 +197,18 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         process = start_background(argv=argv, log=self.home / f"{name}.log")
+        self._procs[name] = process
         write_pidfile(path=self._pidfile(name), pid=process.pid)
+
+    def _forget(self, name: str) -> None:
+        remove_pidfile(path=self._pidfile(name))
+        process = self._procs.pop(name, None)
+        if process is not None:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
     def _ssl(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))

@@ -48,14 +48,15 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             return kopf.login_with_kubeconfig(**kwargs)
         return kopf.login_with_service_account(**kwargs)
 
-    @kopf.on.resume(*RESOURCE, registry=registry)
-    @kopf.on.create(*RESOURCE, registry=registry)
-    @kopf.on.update(*RESOURCE, field="spec", registry=registry)
+    @kopf.on.resume(*RESOURCE, id="reconcile", registry=registry)
+    @kopf.on.create(*RESOURCE, id="reconcile", registry=registry)
+    @kopf.on.update(*RESOURCE, id="reconcile", field="spec", registry=registry)
     async def changed(**kwargs: Any) -> None:
         await _reconcile(config, force=True, **kwargs)
 
     @kopf.timer(
         *RESOURCE,
+        id="periodic",
         interval=config.reconcile_interval_seconds,
         initial_delay=config.reconcile_interval_seconds,
         registry=registry,
@@ -63,7 +64,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     async def periodic(**kwargs: Any) -> None:
         await _reconcile(config, force=False, **kwargs)
 
-    @kopf.on.delete(*RESOURCE, registry=registry)
+    @kopf.on.delete(*RESOURCE, id="cleanup", registry=registry)
     async def deleted(**kwargs: Any) -> None:
         await _delete(config, **kwargs)
 
