@@ -1,5 +1,7 @@
 """RocketMQ going away and coming back: Ready=False/RocketMQUnavailable, then Ready=True again
-without anyone touching the AgentPipeline. Uses its own RocketMQ so the session's stays up."""
+without anyone touching the AgentPipeline; and a `deletionPolicy: Delete` pipeline deleted while
+RocketMQ is down is still released (bounded retries, warning Event) instead of wedging its
+namespace. Uses its own RocketMQ so the session's stays up."""
 
 from __future__ import annotations
 
@@ -45,5 +47,14 @@ def test_unavailable_then_recovered(
         cluster.wait_condition("price-alerts", "Ready", "True", timeout=120)
         after = cluster.get("agentpipeline", "price-alerts")
         assert after["metadata"]["generation"] == generation  # type: ignore[index]
+
+        cluster.apply(cluster.manifest(deletionPolicy="Delete"))
+        own_rocketmq.stop()
+        cluster.plane.kubectl(
+            "delete", "agentpipeline", "price-alerts", "-n", namespace, "--timeout=90s"
+        )
+        assert cluster.get("agentpipeline", "price-alerts") is None
+        events = cluster.plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+        assert "CleanupAbandoned" in events
     finally:
         cluster.plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
