@@ -14,7 +14,6 @@ import http.client
 import ipaddress
 import json
 import os
-import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from harness import paths
+from harness.apps import free_port
 from harness.processes import (
     ServiceError,
     kill_process,
@@ -60,12 +60,6 @@ def ensure_binaries() -> Path:
     if done.returncode != 0:
         raise ServiceError(f"building the control plane failed:\n{done.stderr[-4000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 class ControlPlane:

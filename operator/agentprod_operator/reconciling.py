@@ -14,7 +14,7 @@ from typing import Any
 from agentprod_operator import conditions, plans, specs, workloads
 from agentprod_operator.conditions import Condition
 from agentprod_operator.kube import Kube
-from agentprod_operator.remoting import RemotingError, RemotingUnavailable
+from agentprod_operator.remoting import RemotingError
 from agentprod_operator.rocketmq_admin import RocketMQAdmin
 
 
@@ -74,7 +74,7 @@ async def reconcile(
         topics = await _ensure_topics(admin, spec, events)
         group = await _ensure_group(admin, spec, events)
         updates += [topics, group]
-    except (RemotingUnavailable, RemotingError) as error:
+    except RemotingError as error:  # unreachable, or refused by a broker
         rocketmq_ok = False
         message = f"RocketMQ at {spec.rocketmq.nameServer} unavailable: {error}"
         updates += [
