@@ -16,3 +16,5 @@ class OperatorConfig(BaseSettings):
     delete_attempts: int = Field(default=5, ge=1)
     delete_retry_seconds: float = Field(default=10.0, ge=0)
     finalizer: str = "agentprod.io/finalizer"
+    #: Port of the operator's Prometheus /metrics (lag, in-flight, replicas, decisions); 0: off.
+    metrics_port: int = Field(default=9090, ge=0, le=65535)

@@ -13,9 +13,10 @@ import time
 from typing import Any
 
 import kopf
+import prometheus_client
 from pydantic import ValidationError
 
-from agentprod_operator import crds, kube, plans, reconciling, specs
+from agentprod_operator import autoscaling, crds, kube, plans, reconciling, specs
 from agentprod_operator.configs import OperatorConfig
 from agentprod_operator.remoting import RemotingError
 
@@ -35,6 +36,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.networking.request_timeout = 30
         memo["kube"] = kube.Kube(await kube.connect())
         memo["failures"] = {}
+        if config.metrics_port:
+            prometheus_client.start_http_server(config.metrics_port)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -63,6 +66,27 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     )
     async def periodic(**kwargs: Any) -> None:
         await _reconcile(config, force=False, **kwargs)
+
+    @kopf.daemon(
+        *RESOURCE, id="autoscale", cancellation_timeout=10, initial_delay=1.0, registry=registry
+    )
+    async def autoscale(**kwargs: Any) -> None:
+        body: kopf.Body = kwargs["body"]
+        name: str = kwargs["name"]
+        namespace: str = kwargs["namespace"]
+
+        def emit(reason: str, message: str) -> None:
+            kopf.event(body, type="Normal", reason=reason, message=message)
+
+        await autoscaling.run(
+            name=name,
+            namespace=namespace,
+            body=body,
+            spec_view=kwargs["spec"],
+            stopped=kwargs["stopped"],
+            kube=kwargs["memo"]["kube"],
+            emit=emit,
+        )
 
     @kopf.on.delete(*RESOURCE, id="cleanup", registry=registry)
     async def deleted(**kwargs: Any) -> None:

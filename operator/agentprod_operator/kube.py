@@ -41,6 +41,7 @@ class Kube:
         self._api = api
         self._apps = client.AppsV1Api(api)
         self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
 
     async def close(self) -> None:
         await self._api.close()
@@ -76,6 +77,28 @@ class Kube:
         live["spec"]["template"] = desired["spec"]["template"]
         replaced = await self._apps.replace_namespaced_deployment(name, namespace, live)
         return "updated", self._api.sanitize_for_serialization(replaced)
+
+    async def scale_deployment(self, *, namespace: str, name: str, replicas: int) -> None:
+        """Set replicas through the scale subresource (the only replicas writer)."""
+        await self._apps.patch_namespaced_deployment_scale(
+            name,
+            namespace,
+            {"spec": {"replicas": replicas}},
+            _content_type="application/merge-patch+json",
+        )
+
+    async def patch_pipeline_status(
+        self, *, namespace: str, name: str, status: dict[str, Any]
+    ) -> None:
+        await self._custom.patch_namespaced_custom_object_status(
+            "agentprod.io",
+            "v1alpha1",
+            namespace,
+            "agentpipelines",
+            name,
+            {"status": status},
+            _content_type="application/merge-patch+json",
+        )
 
     async def secret_value(self, *, namespace: str, name: str, key: str) -> str | None:
         try:

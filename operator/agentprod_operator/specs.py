@@ -110,6 +110,20 @@ class ScalingSpec(_Spec):
     activationLag: int = Field(default=1, ge=1, description="Lag that wakes 0 → 1 replica.")
     pollSeconds: int = Field(default=15, ge=1, le=3600)
     cooldownSeconds: int = Field(default=300, ge=0, description="Idle time before scaling to 0.")
+    scaleDownStabilizationSeconds: int = Field(
+        default=30, ge=0, le=3600, description="Scale down to the window's highest need only."
+    )
+    targetDrainSeconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Rate mode: size for arrivals plus draining the backlog within this time.",
+    )
+    paused: bool = Field(
+        default=False,
+        description="Leave replicas as they are (also annotation "
+        "agentprod.io/scaling-paused: 'true').",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ScalingSpec:

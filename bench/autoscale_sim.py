@@ -1,0 +1,388 @@
+"""Autoscaling simulator: arrival traces through our scaler, KEDA + HPA and an oracle.
+
+Deterministic (seeded traces, 1 s steps). The cluster model: a FIFO backlog; each ready
+replica runs `concurrency` tasks at once; a new pod is ready `startup` seconds after it is
+created; scale-in removes starting pods first, then the newest ready ones, and a removed pod
+finishes the tasks it runs (workers drain on SIGTERM) while still costing replica-seconds.
+Lag = the backlog (messages not yet taken), in-flight = tasks being served.
+
+Policies, side by side on the same tasks:
+- ours: `agentprod_operator.scaling.decide` every pollSeconds, on lag, in-flight and the
+  consumption rate (rate mode, targetDrainSeconds);
+- keda: KEDA + HPA with their defaults (`bench.autoscale_keda`, peers.md §1a);
+- oracle: knows the arrivals ahead; provisions for the next start-up delay and drops replicas
+  as soon as they are not needed, never waits for a cooldown.
+
+Printed per trace and policy: replica-seconds, queueing delay p50/p95/max, time to drain
+(last arrival → last task done), scale events, and ours/KEDA, ours/oracle replica-seconds;
+then PASS/FAIL against: p95 ≤ KEDA's, replica-seconds ≤ 0.8x KEDA's and ≤ 1.25x oracle's.
+
+    PYTHONPATH=hack:. .venv/bin/python -m bench.autoscale_sim
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from agentprod_operator import scaling, scaling_models, specs
+
+from bench import autoscale_keda, autoscale_traces
+
+CONCURRENCY = 8  # spec.worker.concurrency
+STARTUP_SECONDS = 20  # pod created → ready (image cached, interpreter and clients started)
+SPEC = specs.ScalingSpec(
+    minReplicas=0,
+    maxReplicas=50,
+    lagPerReplica=100,
+    activationLag=1,
+    pollSeconds=15,
+    cooldownSeconds=300,
+)
+TARGET_DRAIN_SECONDS = 120.0  # ours: rate mode
+KEDA_P95_FACTOR = 1.0  # ours' p95 delay ≤ KEDA's
+KEDA_COST_FACTOR = 0.8  # ours' replica-seconds ≤ 0.8 x KEDA's
+ORACLE_COST_FACTOR = 1.25  # ours' replica-seconds ≤ 1.25 x the oracle's
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """What a policy sees at a second: the backlog, the running tasks, tasks taken so far."""
+
+    lag: int
+    in_flight: int
+    started: int
+
+
+class Policy(Protocol):
+    name: str
+
+    def tick(self, *, now: int, view: View, replicas: int) -> int:
+        """Desired replicas at `now` (called every second; most seconds it keeps `replicas`)."""
+        ...
+
+
+@dataclasses.dataclass(eq=False)
+class Pod:
+    ready_at: int
+    slots: list[float]  # when each slot is free again
+    draining: bool = False
+
+    def busy_until(self) -> float:
+        """When its last running task ends (a slot that never ran one is at `ready_at`)."""
+        return max((free_at for free_at in self.slots if free_at > self.ready_at), default=0.0)
+
+    def running(self, now: float) -> int:
+        return sum(1 for free_at in self.slots if free_at > now and free_at > self.ready_at)
+
+
+class Cluster:
+    """Pods, the FIFO backlog and the accounting of one run."""
+
+    def __init__(self, *, concurrency: int, startup: int) -> None:
+        self.concurrency = concurrency
+        self.startup = startup
+        self.pods: list[Pod] = []
+        self.free: list[tuple[float, int, Pod, int]] = []  # (free at, tie, pod, slot)
+        self.tie = itertools.count()
+        self.backlog: collections.deque[autoscale_traces.Task] = collections.deque()
+        self.started = 0
+        self.delays: list[float] = []
+        self.last_finish = 0.0
+        self.replica_seconds = 0
+
+    @property
+    def replicas(self) -> int:
+        return sum(1 for pod in self.pods if not pod.draining)
+
+    def view(self, now: int) -> View:
+        busy = sum(pod.running(now) for pod in self.pods)
+        return View(lag=len(self.backlog), in_flight=busy, started=self.started)
+
+    def scale(self, now: int, desired: int) -> None:
+        serving = [pod for pod in self.pods if not pod.draining]
+        for _ in range(desired - len(serving)):
+            pod = Pod(
+                ready_at=now + self.startup, slots=[float(now + self.startup)] * self.concurrency
+            )
+            self.pods.append(pod)
+            for slot in range(self.concurrency):
+                heapq.heappush(self.free, (pod.slots[slot], next(self.tie), pod, slot))
+        # the ReplicaSet removes not-ready pods first, then the newest ready ones
+        victims = sorted(serving, key=lambda pod: (pod.ready_at <= now, -pod.ready_at))
+        for pod in victims[: max(0, len(serving) - desired)]:
+            pod.draining = True
+        self.pods = [pod for pod in self.pods if not pod.draining or pod.busy_until() > now]
+
+    def step(self, now: int, arrivals: Sequence[autoscale_traces.Task]) -> None:
+        """Serve [now, now + 1): arrivals join the backlog, free slots take tasks in order."""
+        self.backlog.extend(arrivals)
+        end = now + 1
+        while self.backlog and self.free and self.free[0][0] < end:
+            free_at, _, pod, slot = heapq.heappop(self.free)
+            if pod.draining or pod.slots[slot] != free_at:
+                continue  # a removed pod, or an outdated entry
+            task = self.backlog.popleft()
+            start = max(free_at, task.arrival)
+            self.delays.append(start - task.arrival)
+            finish = start + task.service
+            pod.slots[slot] = finish
+            self.started += 1
+            self.last_finish = max(self.last_finish, finish)
+            heapq.heappush(self.free, (finish, next(self.tie), pod, slot))
+        self.replica_seconds += len(self.pods)
+        self.pods = [pod for pod in self.pods if not pod.draining or pod.busy_until() > end]
+
+    def idle(self, now: int) -> bool:
+        return not self.backlog and all(pod.busy_until() <= now for pod in self.pods)
+
+
+class Ours:
+    """`scaling.decide` every pollSeconds, fed the sample the operator would read."""
+
+    name = "ours"
+
+    def __init__(self, policy: scaling_models.ScalingPolicy, *, poll: int) -> None:
+        self.policy = policy
+        self.poll = poll
+        self.history = scaling_models.History()
+        self.previous: tuple[int, int] | None = None  # (at, tasks started) at the last poll
+
+    def tick(self, *, now: int, view: View, replicas: int) -> int:
+        if now % self.poll:
+            return replicas
+        consumed = None
+        if self.previous is not None:
+            at, started = self.previous
+            consumed = (view.started - started) / (now - at)
+        self.previous = (now, view.started)
+        sample = scaling_models.Sample(
+            at=now, lag=view.lag, in_flight=view.in_flight, consumed_per_second=consumed
+        )
+        decision = scaling.decide(
+            policy=self.policy,
+            samples=[sample],
+            current_replicas=replicas,
+            history=self.history,
+            now=now,
+        )
+        self.history = decision.history
+        return decision.replicas
+
+
+class Keda:
+    name = "keda"
+
+    def __init__(self, spec: specs.ScalingSpec) -> None:
+        self.scaler = autoscale_keda.KedaHpa(
+            min_replica_count=spec.minReplicas,
+            max_replica_count=spec.maxReplicas,
+            lag_threshold=spec.lagPerReplica,
+            activation_lag_threshold=spec.activationLag - 1,  # active ⇔ lag ≥ activationLag
+        )
+
+    def tick(self, *, now: int, view: View, replicas: int) -> int:
+        return self.scaler.tick(now=now, lag=view.lag, replicas=replicas)
+
+
+class Oracle:
+    """Knows every arrival: at `now` runs what the next start-up delay will need.
+
+    Need at second τ: the arrivals of [τ - h, τ + h) (h = horizon / 2) over the per-replica
+    service rate; it holds the highest need of [now, now + startup] (pods ordered now are
+    ready then) plus the current backlog drained within the horizon, and drops the rest at
+    once (no stabilization, no cooldown).
+    """
+
+    name = "oracle"
+
+    def __init__(
+        self,
+        trace: autoscale_traces.Trace,
+        *,
+        concurrency: int,
+        startup: int,
+        maximum: int,
+        horizon: int = 10,
+    ) -> None:
+        half = horizon // 2
+        counts = [0] * (trace.duration + startup + horizon + 2)
+        for task in trace.tasks:
+            counts[int(task.arrival)] += 1
+        sums = list(itertools.accumulate(counts, initial=0))
+        self.rate = [
+            (sums[min(len(counts), t + half)] - sums[max(0, t - half)]) / horizon
+            for t in range(len(counts))
+        ]
+        self.per_replica = concurrency / trace.mean_service_seconds
+        self.startup = startup
+        self.horizon = horizon
+        self.maximum = maximum
+
+    def tick(self, *, now: int, view: View, replicas: int) -> int:
+        ahead = self.rate[min(now, len(self.rate) - 1) : now + self.startup + 1] or [0.0]
+        need = (max(ahead) + view.lag / self.horizon) / self.per_replica
+        return min(self.maximum, math.ceil(need - 1e-9))
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    policy: str
+    replica_seconds: int
+    p50: float
+    p95: float
+    worst: float
+    drain: float
+    events: int
+    tasks: int
+
+
+def simulate(
+    trace: autoscale_traces.Trace,
+    policy: Policy,
+    *,
+    concurrency: int = CONCURRENCY,
+    startup: int = STARTUP_SECONDS,
+    limit: int = 7200,
+) -> Result:
+    """Run one trace through one policy until every task is done (or `limit` extra seconds)."""
+    cluster = Cluster(concurrency=concurrency, startup=startup)
+    by_second: dict[int, list[autoscale_traces.Task]] = collections.defaultdict(list)
+    for task in trace.tasks:
+        by_second[int(task.arrival)].append(task)
+    events = 0
+    now = 0
+    while now < trace.duration or not cluster.idle(now):
+        if now >= trace.duration + limit:
+            break
+        replicas = cluster.replicas
+        desired = policy.tick(now=now, view=cluster.view(now), replicas=replicas)
+        if desired != replicas:
+            events += 1
+            cluster.scale(now, desired)
+        cluster.step(now, by_second.get(now, []))
+        now += 1
+    delays = sorted(cluster.delays)
+    last_arrival = trace.tasks[-1].arrival if trace.tasks else 0.0
+    return Result(
+        policy=policy.name,
+        replica_seconds=cluster.replica_seconds,
+        p50=_percentile(delays, 0.50),
+        p95=_percentile(delays, 0.95),
+        worst=delays[-1] if delays else 0.0,
+        drain=max(0.0, cluster.last_finish - last_arrival),
+        events=events,
+        tasks=len(delays),
+    )
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def policies(trace: autoscale_traces.Trace, *, spec: specs.ScalingSpec = SPEC) -> list[Policy]:
+    ours = dataclasses.replace(
+        scaling_models.ScalingPolicy.from_spec(spec, concurrency=CONCURRENCY),
+        target_drain_seconds=TARGET_DRAIN_SECONDS,  # a proposed spec field (targetDrainSeconds)
+    )
+    return [
+        Ours(ours, poll=spec.pollSeconds),
+        Keda(spec),
+        Oracle(trace, concurrency=CONCURRENCY, startup=STARTUP_SECONDS, maximum=spec.maxReplicas),
+    ]
+
+
+def work_bound(trace: autoscale_traces.Trace, *, concurrency: int = CONCURRENCY) -> float:
+    """Replica-seconds if every slot were busy all the time: no policy can do with less."""
+    return sum(task.service for task in trace.tasks) / concurrency
+
+
+def verdict(trace: autoscale_traces.Trace, results: Sequence[Result]) -> tuple[bool, str]:
+    """PASS/FAIL of ours against the targets, with the figures (and the bound if it binds)."""
+    by_name = {result.policy: result for result in results}
+    ours, keda, oracle = by_name["ours"], by_name["keda"], by_name["oracle"]
+    vs_keda = ours.replica_seconds / keda.replica_seconds
+    vs_oracle = ours.replica_seconds / oracle.replica_seconds
+    passed = (
+        ours.p95 <= KEDA_P95_FACTOR * keda.p95
+        and vs_keda <= KEDA_COST_FACTOR
+        and vs_oracle <= ORACLE_COST_FACTOR
+    )
+    text = (
+        f"p95 {ours.p95:.1f}s vs KEDA {keda.p95:.1f}s; replica-s {vs_keda:.3f}x KEDA "
+        f"(≤ {KEDA_COST_FACTOR}), {vs_oracle:.3f}x oracle (≤ {ORACLE_COST_FACTOR})"
+    )
+    bound = work_bound(trace)
+    if bound > KEDA_COST_FACTOR * keda.replica_seconds:
+        text += (
+            f"; unreachable: the work alone is {bound / keda.replica_seconds:.2f}x KEDA's "
+            "replica-s (KEDA queues instead of scaling)"
+        )
+    return passed, text
+
+
+def table(trace: autoscale_traces.Trace, results: Sequence[Result]) -> str:
+    by_name = {result.policy: result for result in results}
+    keda, oracle = by_name["keda"].replica_seconds, by_name["oracle"].replica_seconds
+    header = (
+        f"{'policy':<8}{'replica-s':>10}{'p50 s':>8}{'p95 s':>8}{'max s':>8}"
+        f"{'drain s':>9}{'events':>8}{'÷keda':>7}{'÷oracle':>9}"
+    )
+    lines = [f"trace {trace.name}: {trace.description}; {len(trace.tasks)} tasks", header]
+    for result in results:
+        lines.append(
+            f"{result.policy:<8}{result.replica_seconds:>10}{result.p50:>8.1f}{result.p95:>8.1f}"
+            f"{result.worst:>8.1f}{result.drain:>9.1f}{result.events:>8}"
+            f"{result.replica_seconds / keda:>7.2f}{result.replica_seconds / oracle:>9.2f}"
+        )
+    bound = work_bound(trace)
+    lines.append(f"{'(work)':<8}{bound:>10.0f}{'':>49}{bound / keda:>7.2f}{bound / oracle:>9.2f}")
+    passed, text = verdict(trace, results)
+    lines.append(f"{'PASS' if passed else 'FAIL'} {trace.name}: {text}")
+    return "\n".join(lines)
+
+
+def run(*, seed: int = 0) -> list[tuple[autoscale_traces.Trace, list[Result]]]:
+    """Every trace through every policy."""
+    return [
+        (trace, [simulate(trace, policy) for policy in policies(trace)])
+        for trace in autoscale_traces.all_traces(seed=seed)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--seeds", type=int, default=0, help="also replay N other random draws, one line each"
+    )
+    args = parser.parse_args()
+    began = time.perf_counter()
+    print(
+        f"concurrency {CONCURRENCY}/replica, mean task "
+        f"{autoscale_traces.MEAN_SERVICE_SECONDS:.0f}s "
+        f"(→ {CONCURRENCY / autoscale_traces.MEAN_SERVICE_SECONDS:.1f} tasks/s per replica), "
+        f"pod start-up {STARTUP_SECONDS}s; spec: min {SPEC.minReplicas}, max "
+        f"{SPEC.maxReplicas}, lagPerReplica {SPEC.lagPerReplica}, pollSeconds "
+        f"{SPEC.pollSeconds}, cooldownSeconds {SPEC.cooldownSeconds}; ours: "
+        f"targetDrainSeconds {TARGET_DRAIN_SECONDS:.0f}\n"
+    )
+    for trace, results in run():
+        print(table(trace, results) + "\n")
+    for seed in range(1, args.seeds + 1):
+        for trace, results in run(seed=seed):
+            passed, text = verdict(trace, results)
+            print(f"seed {seed} {'PASS' if passed else 'FAIL'} {trace.name}: {text}")
+    print(f"({time.perf_counter() - began:.1f}s)")
+
+
+if __name__ == "__main__":
+    main()

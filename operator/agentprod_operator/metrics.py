@@ -1,0 +1,19 @@
+"""Prometheus metrics of the operator's autoscaler, per pipeline."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+LABELS = ["namespace", "pipeline"]
+LAG = Gauge("agentprod_pipeline_lag", "Backlog of the request topic and its retry topic.", LABELS)
+IN_FLIGHT = Gauge("agentprod_pipeline_in_flight", "Tasks running (live leases in Redis).", LABELS)
+DESIRED = Gauge("agentprod_pipeline_desired_replicas", "Replicas the scaler decided.", LABELS)
+CURRENT = Gauge("agentprod_pipeline_replicas", "Replicas of the worker Deployment.", LABELS)
+DECISIONS = Counter(
+    "agentprod_pipeline_scaling_decisions_total",
+    "Scaling decisions, by reason.",
+    [*LABELS, "reason"],
+)
+SCALE_EVENTS = Counter(
+    "agentprod_pipeline_scale_events_total", "Replica changes made by the scaler.", LABELS
+)

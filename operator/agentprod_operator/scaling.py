@@ -1,0 +1,291 @@
+"""How many workers a pipeline runs: the scaling decision (pure).
+
+Callers: the operator's scaling timer, every `spec.scaling.pollSeconds` with the newest sample,
+and `bench/autoscale_sim.py`, which replays arrival traces through it. No clock and no I/O: the
+samples, the current replicas, `now` and the `History` returned last time are arguments, so a
+decision is replayable and unit-testable. The data types live in `scaling_models`.
+
+`decide` applies these rules in order; the last rule that changed the number is the reason:
+1. paused (spec or annotation): keep the current replicas.
+2. no fresh sample (the lag or in-flight read failed): hold, clamped to the bounds.
+3. recommendation from the samples of the smoothing window, in two parts: steady (lag mode:
+   busy replicas = in-flight / concurrency; rate mode (targetDrainSeconds): arrival rate over
+   the measured per-replica throughput) plus backlog (lag / lagPerReplica, or the lag drained
+   within targetDrainSeconds). A change within the tolerance is ignored (hysteresis).
+4. scale-down stabilization: not below the highest recommendation of the window; once the
+   backlog is gone only the steady parts count, so drain capacity goes at once.
+5. activation: at zero, wake only when lag ≥ activationLag. Cooldown: go to zero only after
+   cooldownSeconds without lag, in-flight or consumed work.
+6. rate limits per period (up: max(percent, pods); down: percent), and never N → 0 in one
+   step: zero is reached from one replica.
+7. bounds: minReplicas..maxReplicas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+
+from agentprod_operator import scaling_models as models
+
+_MIN_TASKS_FOR_SERVICE = 20  # completed tasks in the window before Little's law is trusted
+_SERVICE_WEIGHT = 0.5  # a new service-time estimate against the remembered one
+_LAG_READINGS = 2  # rate mode: the backlog level is the mean of the newest readings
+_DROP_FRACTION = 0.5  # rate mode: the newest interval below this share of the window wins
+
+
+def decide(
+    *,
+    policy: models.ScalingPolicy,
+    samples: Sequence[models.Sample],
+    current_replicas: int,
+    history: models.History,
+    now: float,
+) -> models.Decision:
+    """The replicas to run now and why; pass the returned `history` to the next call.
+
+    `samples` are the readings since the last call (older or repeated ones are ignored);
+    `[]`, or only samples with `lag=None` / `in_flight=None`, means the reads failed: hold.
+    """
+    current = current_replicas
+    history, fresh = _absorb(policy=policy, history=history, samples=samples, now=now)
+    if policy.paused:
+        note = f"scaling paused; replicas left at {current}"
+        return models.Decision(current, models.Reason.PAUSED, history, note)
+    if fresh is None:
+        held = _clamp(policy, current)
+        if held != current:
+            return _record(
+                policy=policy,
+                history=history,
+                current=current,
+                target=held,
+                reason=models.Reason.BOUNDS,
+                note="no fresh sample; clamped to the bounds",
+                now=now,
+            )
+        note = f"no fresh sample (lag or in-flight unreadable); holding {current}"
+        return models.Decision(current, models.Reason.NO_DATA, history, note)
+
+    steady, backlog, basis = _need(policy, history)
+    need, lag = steady + backlog, fresh.lag or 0
+    if lag:  # while tasks wait, a busy worker is not spare: it takes the next one
+        need = max(need, (fresh.in_flight or 0) / policy.concurrency)
+    if current == 0 and lag >= policy.activation_lag:
+        need = max(need, lag / policy.lag_per_replica)  # waking: the newest lag in full
+    want = _wanted(policy, need, current)
+    kept = history.recommendations or (models.Recommendation(now, current, current),)
+    since = now - policy.scale_down_stabilization_seconds
+    window = tuple(r for r in kept if r.at > since)
+    window += (models.Recommendation(now, want, _wanted(policy, steady, current)),)
+    history = dataclasses.replace(history, recommendations=window)
+
+    target, reason = want, models.Reason.TARGET
+    if target < current:
+        drained = not lag  # drain capacity goes with the backlog; the rest waits
+        ceiling = max(r.steady if drained else r.replicas for r in window)
+        held = min(current, max(ceiling, want))
+        if held > target:
+            target, reason = held, models.Reason.STABILIZED
+
+    last_active = history.last_active_at if history.last_active_at is not None else now
+    idle_for = now - last_active
+    if current == 0:
+        if lag >= policy.activation_lag:
+            target, reason = max(target, 1), models.Reason.ACTIVATION
+        elif target > 0:
+            target, reason = 0, models.Reason.ACTIVATION  # lag below activationLag
+    elif target == 0:
+        if idle_for < policy.cooldown_seconds:
+            target, reason = 1, models.Reason.COOLDOWN
+        else:
+            reason = models.Reason.IDLE
+
+    limited = _rate_limit(
+        policy=policy, events=history.scale_events, current=current, target=target, now=now
+    )
+    if limited != target:
+        target, reason = limited, models.Reason.RATE_LIMITED
+    bounded = _clamp(policy, target)
+    if bounded != target:
+        target, reason = bounded, models.Reason.BOUNDS
+    return _record(
+        policy=policy,
+        history=history,
+        current=current,
+        target=target,
+        reason=reason,
+        note=f"{basis}; recommendation {want}; idle {idle_for:.0f}s",
+        now=now,
+        recommendation=want,
+    )
+
+
+def _absorb(
+    *,
+    policy: models.ScalingPolicy,
+    history: models.History,
+    samples: Iterable[models.Sample],
+    now: float,
+) -> tuple[models.History, models.Sample | None]:
+    """History with the new valid samples folded in, and the newest one if it is fresh."""
+    newest = history.samples[-1].at if history.samples else -math.inf
+    new: list[models.Sample] = []
+    for sample in sorted(samples, key=lambda s: s.at):
+        if sample.valid and newest < sample.at <= now and (not new or sample.at > new[-1].at):
+            new.append(sample)
+    if not new:
+        return history, None
+    kept = history.samples + tuple(new)
+    horizon = kept[-1].at - max(policy.smoothing_seconds, policy.rate_window_seconds)
+    kept = tuple(s for s in kept if s.at >= horizon)
+    active = [s.at for s in new if s.active]
+    if active:
+        last_active: float | None = max(active)
+    elif history.last_active_at is None:
+        last_active = new[-1].at  # no memory (a restart): idle time counts from now
+    else:
+        last_active = history.last_active_at
+    history = dataclasses.replace(
+        history,
+        samples=kept,
+        last_active_at=last_active,
+        service_seconds=_learn_service(policy, kept, history.service_seconds),
+    )
+    fresh = new[-1] if now - new[-1].at <= policy.stale_seconds else None
+    return history, fresh
+
+
+def _learn_service(
+    policy: models.ScalingPolicy, samples: Sequence[models.Sample], known: float | None
+) -> float | None:
+    """Mean task duration by Little's law: in-flight time over the tasks completed, smoothed.
+
+    Completed = consumed - growth of in-flight, so a ramp (many tasks just started) does not
+    pass for short tasks.
+    """
+    busy = completed = 0.0
+    for before, after in itertools.pairwise(samples):
+        if after.consumed_per_second is None:
+            continue
+        span = after.at - before.at
+        busy += span * ((before.in_flight or 0) + (after.in_flight or 0)) / 2
+        completed += span * after.consumed_per_second
+        completed -= (after.in_flight or 0) - (before.in_flight or 0)
+    if completed < max(_MIN_TASKS_FOR_SERVICE, policy.concurrency):
+        return known
+    estimate = busy / completed
+    if known is None:
+        return estimate
+    return _SERVICE_WEIGHT * estimate + (1 - _SERVICE_WEIGHT) * known
+
+
+def _arrival_rate(samples: Sequence[models.Sample]) -> float | None:
+    """Tasks arriving per second over the samples: lag growth plus what was consumed."""
+    arrived = span = 0.0
+    for before, after in itertools.pairwise(samples):
+        if after.consumed_per_second is None:
+            return None
+        step = after.at - before.at
+        arrived += (after.lag or 0) - (before.lag or 0) + after.consumed_per_second * step
+        span += step
+    return max(0.0, arrived / span) if span > 0 else None
+
+
+def _need(policy: models.ScalingPolicy, history: models.History) -> tuple[float, float, str]:
+    """Replicas the samples call for (fractional): the steady part, the backlog part, how."""
+    newest = history.samples[-1].at
+    service = history.service_seconds
+    if policy.target_drain_seconds is not None and service is not None:
+        window = [s for s in history.samples if s.at >= newest - policy.rate_window_seconds]
+        arrivals = _arrival_rate(window)
+        latest = _arrival_rate(window[-2:])
+        if arrivals is not None and latest is not None:
+            if latest < arrivals * _DROP_FRACTION:
+                arrivals = latest  # a clear drop (a burst ended) counts at once
+            # the arrival rate carries the smoothing here; the backlog level must follow fast
+            lag = _mean(s.lag or 0 for s in window[-_LAG_READINGS:])
+            per_replica = policy.concurrency / service
+            basis = (
+                f"rate mode: arrivals {arrivals:.2f}/s, lag {lag:.0f}, "
+                f"{per_replica:.2f}/s per replica"
+            )
+            drain = lag / policy.target_drain_seconds / per_replica
+            return arrivals / per_replica, drain, basis
+    window = [s for s in history.samples if s.at >= newest - policy.smoothing_seconds]
+    lag = _mean(s.lag or 0 for s in window)
+    busy = _mean(s.in_flight or 0 for s in window) / policy.concurrency
+    basis = f"lag mode: lag {lag:.0f}, busy replicas {busy:.2f}"
+    return busy, lag / policy.lag_per_replica, basis
+
+
+def _mean(values: Iterable[float]) -> float:
+    items = list(values)
+    return sum(items) / len(items)
+
+
+def _wanted(policy: models.ScalingPolicy, need: float, current: int) -> int:
+    """Whole replicas for `need`; within the tolerance of `current` it stays (hysteresis)."""
+    want = math.ceil(need - 1e-9)
+    if want < current and need > current * (1 - policy.tolerance):
+        return current
+    if want > current > 0 and need <= current * (1 + policy.tolerance):
+        return current
+    return want
+
+
+def _rate_limit(
+    *,
+    policy: models.ScalingPolicy,
+    events: Sequence[tuple[float, int]],
+    current: int,
+    target: int,
+    now: float,
+) -> int:
+    """`target` within what the period allows, counted from the size at the period's start."""
+    if target > current:
+        start = current - _changed(events, since=now - policy.scale_up_period_seconds)
+        cap = max(
+            math.ceil(start * (1 + policy.scale_up_percent / 100)), start + policy.scale_up_pods
+        )
+        return min(target, max(cap, current))
+    if target < current:
+        start = current - _changed(events, since=now - policy.scale_down_period_seconds)
+        floor = min(math.floor(start * (1 - policy.scale_down_percent / 100)), current)
+        if current > 1:
+            floor = max(floor, 1)  # zero only from one replica: never N → 0 in one step
+        return max(target, floor)
+    return target
+
+
+def _changed(events: Sequence[tuple[float, int]], *, since: float) -> int:
+    """Net change of the replicas decided after `since`."""
+    return sum(change for at, change in events if at > since)
+
+
+def _clamp(policy: models.ScalingPolicy, replicas: int) -> int:
+    return max(policy.min_replicas, min(policy.max_replicas, replicas))
+
+
+def _record(
+    *,
+    policy: models.ScalingPolicy,
+    history: models.History,
+    current: int,
+    target: int,
+    reason: models.Reason,
+    note: str,
+    now: float,
+    recommendation: int | None = None,
+) -> models.Decision:
+    """The decision, its change (if any) remembered for the rate limits."""
+    longest = max(policy.scale_up_period_seconds, policy.scale_down_period_seconds)
+    events = tuple(event for event in history.scale_events if event[0] > now - longest)
+    if target != current:
+        events += ((now, target - current),)
+        history = dataclasses.replace(history, last_scale_at=now)
+    history = dataclasses.replace(history, scale_events=events)
+    message = f"{reason}: {current} → {target} ({note})"
+    return models.Decision(target, reason, history, message, recommendation)

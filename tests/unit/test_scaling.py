@@ -1,0 +1,397 @@
+"""The scaling decision (pure): one table or sequence per rule.
+
+Cases: bounds; activation 0 → 1 at activationLag (and staying at zero below it); cooldown to
+zero only after idle with nothing in flight; smoothing and hysteresis (no flapping on a noisy
+constant load, while the same load without them flaps); rate-limited scale-up; stabilized and
+rate-limited scale-down that never jumps N → 0; the rate-aware mode; pause (spec and
+annotation); a failed read (no sample, lag=None, a stale or repeated sample) holding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+from collections.abc import Sequence
+
+import pytest
+from agentprod_operator import scaling, specs
+from agentprod_operator.scaling_models import (
+    PAUSED_ANNOTATION,
+    Decision,
+    History,
+    Reason,
+    Recommendation,
+    Sample,
+    ScalingPolicy,
+)
+
+POLL = 15
+POLICY = ScalingPolicy(
+    min_replicas=0,
+    max_replicas=20,
+    lag_per_replica=100,
+    activation_lag=5,
+    cooldown_seconds=300,
+    concurrency=8,
+)
+
+
+Reading = tuple[int | None, int | None]  # (lag, in_flight); None: that read failed
+
+
+def run(
+    policy: ScalingPolicy,
+    readings: Sequence[Reading],
+    *,
+    replicas: int,
+    consumed: float | None = None,
+    history: History | None = None,
+    start: float = 0.0,
+) -> list[Decision]:
+    """Decisions for one (lag, in_flight) reading every POLL seconds, each one applied."""
+    history = history or History()
+    decisions = []
+    for i, (lag, in_flight) in enumerate(readings):
+        now = start + i * POLL
+        sample = Sample(at=now, lag=lag, in_flight=in_flight, consumed_per_second=consumed)
+        decision = scaling.decide(
+            policy=policy,
+            samples=[sample],
+            current_replicas=replicas,
+            history=history,
+            now=now,
+        )
+        history, replicas = decision.history, decision.replicas
+        decisions.append(decision)
+    return decisions
+
+
+def replicas_of(decisions: list[Decision]) -> list[int]:
+    return [d.replicas for d in decisions]
+
+
+def changes(decisions: list[Decision], start: int) -> int:
+    path = [start, *replicas_of(decisions)]
+    return sum(1 for a, b in itertools.pairwise(path) if a != b)
+
+
+@pytest.mark.parametrize(
+    ("minimum", "maximum", "replicas", "lag", "in_flight", "expected", "reason"),
+    [
+        (2, 5, 5, 10_000, 40, 5, Reason.BOUNDS),  # wants far more than max
+        (2, 5, 2, 0, 0, 2, Reason.BOUNDS),  # idle, cooldown over: not below min
+        (0, 5, 9, 0, 72, 5, Reason.BOUNDS),  # max lowered under the current size
+        (3, 20, 0, 0, 0, 3, Reason.BOUNDS),  # min raised while at zero
+        (0, 20, 4, 0, 32, 4, Reason.TARGET),  # within bounds: the recommendation
+    ],
+)
+def test_bounds(
+    minimum: int,
+    maximum: int,
+    replicas: int,
+    lag: int,
+    in_flight: int,
+    expected: int,
+    reason: Reason,
+) -> None:
+    policy = dataclasses.replace(POLICY, min_replicas=minimum, max_replicas=maximum)
+    idle_long_ago = History(last_active_at=-10_000.0, recommendations=(Recommendation(-15, 0, 0),))
+    [decision] = run(policy, [(lag, in_flight)], replicas=replicas, history=idle_long_ago)
+    assert (decision.replicas, decision.reason) == (expected, reason)
+
+
+@pytest.mark.parametrize(
+    ("lag", "expected", "reason"),
+    [
+        (0, 0, Reason.TARGET),  # nothing to do
+        (4, 0, Reason.ACTIVATION),  # below activationLag (5): stays at zero
+        (5, 1, Reason.ACTIVATION),  # at activationLag: 0 → 1
+        (250, 3, Reason.ACTIVATION),  # a backlog: straight to what it needs
+        (5_000, 8, Reason.RATE_LIMITED),  # 0 → 50 wanted, 8 pods per period allowed
+    ],
+)
+def test_activation(lag: int, expected: int, reason: Reason) -> None:
+    [decision] = run(POLICY, [(lag, 0)], replicas=0)
+    assert (decision.replicas, decision.reason) == (expected, reason)
+
+
+def test_cooldown_to_zero_only_after_idle_without_in_flight() -> None:
+    # busy until t=60 (in-flight only, no lag), then idle: 1 replica until 300 s idle, then 0
+    readings = [(0, 3)] * 5 + [(0, 0)] * 25
+    decisions = run(POLICY, readings, replicas=1)
+    path = replicas_of(decisions)
+    zero_at = path.index(0)
+    assert set(path[:zero_at]) == {1}
+    assert zero_at * POLL - 4 * POLL >= POLICY.cooldown_seconds  # last active at t=60
+    assert decisions[zero_at - 1].reason is Reason.COOLDOWN
+    assert decisions[zero_at].reason is Reason.IDLE
+
+
+def test_in_flight_work_alone_keeps_a_replica() -> None:
+    # lag 0 for ten minutes, but one long task still running: never scale to zero
+    decisions = run(POLICY, [(0, 1)] * 40, replicas=1)
+    assert set(replicas_of(decisions)) == {1}
+
+
+def test_scale_up_is_fast_but_rate_limited() -> None:
+    policy = dataclasses.replace(POLICY, max_replicas=50)
+    decisions = run(policy, [(4_000, 16)] * 4, replicas=2)
+    # wants 2 busy + 40 for the backlog; period start 2: max(2 x 2, 2 + 8) = 10; 20; 40;
+    # then 42 is within the 10 % tolerance of 40
+    assert replicas_of(decisions) == [10, 20, 40, 40]
+    assert [d.reason for d in decisions] == [Reason.RATE_LIMITED] * 3 + [Reason.TARGET]
+    assert decisions[3].recommendation == 40
+
+
+def test_scale_up_counts_the_whole_period() -> None:
+    policy = dataclasses.replace(POLICY, max_replicas=50)
+    first = run(policy, [(4_000, 16)], replicas=2)[0]
+    again = scaling.decide(
+        policy=policy,
+        samples=[Sample(at=5, lag=4_000, in_flight=16)],
+        current_replicas=first.replicas,
+        history=first.history,
+        now=5,
+    )
+    assert (first.replicas, again.replicas) == (10, 10)  # 8 of 8 pods used in this period
+    assert again.reason is Reason.RATE_LIMITED
+
+
+@pytest.mark.parametrize("smoothing", [POLICY.smoothing_seconds, 0])
+def test_scale_down_is_stabilized_and_rate_limited_never_n_to_zero(smoothing: float) -> None:
+    # 16 busy replicas, then the work stops: held for the window, ≤ 75 % per period, 1, 0
+    policy = dataclasses.replace(POLICY, smoothing_seconds=smoothing)
+    readings = [(0, 128)] * 4 + [(0, 0)] * 30
+    decisions = run(policy, readings, replicas=16)
+    path = [16, *replicas_of(decisions)]
+    assert decisions[4].replicas == 16
+    assert decisions[4].reason is Reason.STABILIZED  # the first idle reading changes nothing
+    for before, after in itertools.pairwise(path):
+        assert not (before > 1 and after == 0), path  # zero only from one
+        assert after >= before // 4, path  # at most 75 % per period
+    assert path[-1] == 0
+    if not smoothing:  # the raw recommendation falls to 0 at once: the rate limit holds it
+        assert decisions[5].replicas == 4
+        assert decisions[5].reason is Reason.RATE_LIMITED
+
+
+def test_restart_with_no_history_does_not_drop_at_once() -> None:
+    # the operator restarted: 10 replicas, no history, nothing running
+    decisions = run(POLICY, [(0, 0)] * 3, replicas=10)
+    assert decisions[0].replicas == 10
+    assert decisions[0].reason is Reason.STABILIZED
+    assert all(d.replicas >= 1 for d in decisions)  # cooldown counts from the first sample
+
+
+def noisy_constant_load(seed: int, polls: int) -> list[Reading]:
+    """About 10 busy replicas and a lag that jumps around 150 (0..300) from poll to poll."""
+    rng = random.Random(seed)
+    return [(rng.randint(0, 300), rng.randint(76, 80)) for _ in range(polls)]
+
+
+def without_smoothing(policy: ScalingPolicy) -> ScalingPolicy:
+    """The same policy reacting to the newest reading alone, without hysteresis."""
+    return dataclasses.replace(
+        policy,
+        smoothing_seconds=0,
+        rate_window_seconds=POLL,
+        tolerance=0,
+        scale_down_stabilization_seconds=0,
+    )
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_noisy_lag_does_not_flap(seed: int) -> None:
+    readings = noisy_constant_load(seed=seed, polls=200)  # 50 minutes
+    smoothed = run(POLICY, readings, replicas=12)
+    unsmoothed = run(without_smoothing(POLICY), readings, replicas=12)
+    assert changes(smoothed, 12) <= 3
+    assert changes(unsmoothed, 12) >= 80  # the same readings flap without smoothing
+
+
+def jittery_consumer(seed: int, polls: int) -> list[Sample]:
+    """20 tasks/s arrive steadily; the consumer offset jitters (batched pops): lag 50..250."""
+    rng = random.Random(seed)
+    samples: list[Sample] = []
+    consumed_before: float | None = None
+    for i in range(polls):
+        at, lag = i * POLL, rng.randint(50, 250)
+        consumed = 20.0 * at - lag  # broker offset minus lag
+        rate: float | None = None
+        if consumed_before is not None:
+            rate = (consumed - consumed_before) / POLL
+        samples.append(
+            Sample(at=at, lag=lag, in_flight=rng.randint(76, 80), consumed_per_second=rate)
+        )
+        consumed_before = consumed
+    return samples
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_rate_mode_does_not_flap_on_a_jittery_consumer(seed: int) -> None:
+    policy = dataclasses.replace(POLICY, target_drain_seconds=120, max_replicas=50)
+    counts = []
+    for candidate in (policy, without_smoothing(policy)):
+        history, replicas, path = History(service_seconds=4.0), 10, [10]
+        for sample in jittery_consumer(seed, polls=200):
+            decision = scaling.decide(
+                policy=candidate,
+                samples=[sample],
+                current_replicas=replicas,
+                history=history,
+                now=sample.at,
+            )
+            history, replicas = decision.history, decision.replicas
+            path.append(replicas)
+        counts.append(sum(1 for a, b in itertools.pairwise(path) if a != b))
+    smoothed, unsmoothed = counts
+    assert smoothed <= 15  # the backlog term follows the newest lag readings on purpose
+    assert unsmoothed >= 80
+
+
+def rate_history(*, service: float | None) -> History:
+    """30 s of 20 tasks/s consumed by 80 busy slots, nothing waiting."""
+    steady = tuple(Sample(at=t, lag=0, in_flight=80, consumed_per_second=20.0) for t in (0, 15))
+    return History(samples=steady, service_seconds=service, last_active_at=15)
+
+
+def test_rate_mode_provisions_for_arrivals_and_drains_the_backlog() -> None:
+    policy = dataclasses.replace(POLICY, max_replicas=50, target_drain_seconds=60)
+    # at t=30: 600 more waiting while 20/s were consumed → 40 arrivals/s over the window
+    sample = Sample(at=30, lag=600, in_flight=80, consumed_per_second=20.0)
+    decision = scaling.decide(
+        policy=policy,
+        samples=[sample],
+        current_replicas=10,
+        history=rate_history(service=4.0),
+        now=30,
+    )
+    # 4 s per task, 8 slots: 2 tasks/s per replica; 40/2 + (300 mean lag / 60 s)/2 = 22.5
+    assert decision.history.service_seconds == pytest.approx(4.0)
+    assert decision.recommendation == 23
+    assert (decision.replicas, decision.reason) == (20, Reason.RATE_LIMITED)  # +100 %
+    assert "rate mode" in decision.message
+
+
+def test_rate_mode_needs_a_measured_service_time() -> None:
+    policy = dataclasses.replace(POLICY, target_drain_seconds=60, scale_up_pods=100)
+    history = dataclasses.replace(rate_history(service=None), samples=())
+    sample = Sample(at=30, lag=600, in_flight=80, consumed_per_second=None)
+    decision = scaling.decide(
+        policy=policy, samples=[sample], current_replicas=10, history=history, now=30
+    )
+    assert "lag mode" in decision.message  # 80/8 busy + 600/100 backlog
+    assert decision.recommendation == 16
+
+
+def test_rate_mode_releases_drain_capacity_once_the_backlog_is_gone() -> None:
+    policy = dataclasses.replace(POLICY, max_replicas=50, target_drain_seconds=60)
+    # raised to 20 at t=15 to drain a backlog; the arrivals alone need 10; now the lag is 0
+    history = dataclasses.replace(
+        rate_history(service=4.0), recommendations=(Recommendation(15, 20, 10),)
+    )
+    replicas = 20
+    decision = scaling.decide(
+        policy=policy,
+        samples=[Sample(at=30, lag=0, in_flight=80, consumed_per_second=20.0)],
+        current_replicas=replicas,
+        history=history,
+        now=30,
+    )
+    assert decision.replicas == 10
+    assert decision.reason is Reason.TARGET
+
+
+def test_pause_leaves_the_replicas_alone() -> None:
+    paused = dataclasses.replace(POLICY, paused=True)
+    [decision] = run(paused, [(10_000, 0)], replicas=3)
+    assert (decision.replicas, decision.reason) == (3, Reason.PAUSED)
+    assert decision.history.samples  # samples still recorded for when it resumes
+
+
+@pytest.mark.parametrize(
+    ("annotations", "paused"),
+    [
+        (None, False),
+        ({PAUSED_ANNOTATION: "true"}, True),
+        ({PAUSED_ANNOTATION: "True "}, True),
+        ({PAUSED_ANNOTATION: "false"}, False),
+    ],
+)
+def test_from_spec(annotations: dict[str, str] | None, paused: bool) -> None:
+    spec = specs.ScalingSpec(
+        minReplicas=1,
+        maxReplicas=7,
+        lagPerReplica=50,
+        activationLag=3,
+        pollSeconds=10,
+        cooldownSeconds=120,
+    )
+    policy = ScalingPolicy.from_spec(spec, concurrency=4, annotations=annotations)
+    assert (policy.min_replicas, policy.max_replicas) == (1, 7)
+    assert (policy.lag_per_replica, policy.activation_lag) == (50, 3)
+    assert (policy.cooldown_seconds, policy.concurrency) == (120, 4)
+    assert policy.stale_seconds == 30
+    assert policy.target_drain_seconds is None
+    assert policy.paused is paused
+
+
+@pytest.mark.parametrize(
+    "samples",
+    [
+        [],  # the read raised: nothing to pass
+        [Sample(at=100, lag=None, in_flight=8)],  # lag unreadable
+        [Sample(at=100, lag=50, in_flight=None)],  # in-flight (Redis) unreadable
+        [Sample(at=100 - 46, lag=5_000, in_flight=8)],  # older than stale_seconds
+        [Sample(at=15, lag=5_000, in_flight=8)],  # the one already seen
+    ],
+)
+def test_a_failed_read_holds_the_last_decision(samples: list[Sample]) -> None:
+    [before] = run(POLICY, [(200, 24)], replicas=4, start=15)
+    decision = scaling.decide(
+        policy=POLICY,
+        samples=samples,
+        current_replicas=before.replicas,
+        history=before.history,
+        now=100,
+    )
+    assert (decision.replicas, decision.reason) == (before.replicas, Reason.NO_DATA)
+
+
+def test_no_data_still_applies_the_bounds() -> None:
+    policy = dataclasses.replace(POLICY, max_replicas=3)
+    decision = scaling.decide(
+        policy=policy, samples=[], current_replicas=6, history=History(), now=0
+    )
+    assert (decision.replicas, decision.reason) == (3, Reason.BOUNDS)
+
+
+def test_random_sequences_keep_the_invariants() -> None:
+    rng = random.Random(11)
+    policy = dataclasses.replace(POLICY, min_replicas=0, max_replicas=12)
+    for _ in range(20):
+        readings: list[Reading] = [
+            (rng.choice([0, 0, 3, 40, 400, 4_000, None]), rng.choice([0, 0, 5, 60]))
+            for _ in range(60)
+        ]
+        decisions = run(policy, readings, replicas=rng.randint(0, 12))
+        path = replicas_of(decisions)
+        assert all(0 <= r <= 12 for r in path)
+        for before, after in itertools.pairwise(path):
+            assert not (before > 1 and after == 0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"min_replicas": 5, "max_replicas": 4},
+        {"concurrency": 0},
+        {"target_drain_seconds": 0.0},
+        {"scale_down_percent": 101.0},
+        {"tolerance": 1.0},
+    ],
+)
+def test_invalid_policies_are_refused(change: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="invalid scaling policy"):
+        dataclasses.replace(POLICY, **change)  # type: ignore[arg-type]
