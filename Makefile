@@ -79,6 +79,7 @@ bench: install system-deps
 	PYTHONPATH=hack $(BIN)/python -m bench.api_latency
 	PYTHONPATH=hack $(BIN)/python -m bench.end_to_end
 	PYTHONPATH=hack $(BIN)/python -m bench.operator_ready
+	PYTHONPATH=hack:. $(BIN)/python -m bench.autoscale_sim
 
 clean:
 	rm -rf .cache .mypy_cache .ruff_cache .pytest_cache
