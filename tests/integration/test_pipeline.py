@@ -74,6 +74,10 @@ async def test_duplicate_message_for_a_finished_task_does_not_run_again(
     worker = launch("worker", AGENT="echo")
     (task_id,) = await post_tasks(api.url, [{"user_id": "u", "content": "once"}])
     assert wait_for_status(redis_client, [task_id], {"done"}, timeout=60) == ["done"]
+    deadline = time.monotonic() + 30
+    while record(redis_client, task_id).get("published") != "1":  # result message sent
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
     before = record(redis_client, task_id)
 
     publisher = RocketMQPublisher(
