@@ -67,10 +67,10 @@ def test_scales_up_on_lag_and_back_to_zero(
         timeout=120,
         what=f"{MAX_REPLICAS} replicas for lag {MESSAGES}",
     )
-    seen = status(cluster)
     stored = admin_call(cluster, "max_offsets", cluster.request_topic).total
     assert stored >= MESSAGES  # the producer retries a send that timed out: at least once
-    assert seen["lag"] == stored
+    wait_for(lambda: status(cluster).get("lag") == stored, timeout=30, what=f"lag {stored}")
+    seen = status(cluster)
     assert seen["desiredReplicas"] == MAX_REPLICAS
     assert seen["lastScaleTime"]
     scaling_condition = cluster.condition("price-alerts", "ScalingActive")
