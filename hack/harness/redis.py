@@ -140,7 +140,12 @@ class RedisServer:
 
     def _forget(self) -> None:
         if self._proc is not None:
-            self._proc.poll()
+            # The process was signalled: collect its status so the Popen is not left "running".
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
             self._proc = None
         remove_pidfile(path=self._pidfile)
 
