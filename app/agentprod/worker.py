@@ -30,7 +30,7 @@ from agentprod import decisions, metrics
 from agentprod.agents.base import AgentTask, PermanentAgentError
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
-from agentprod.models import TaskMessage, TaskStatus
+from agentprod.models import ResultMessage, TaskMessage, TaskStatus, from_epoch
 from agentprod.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class Worker:
         if step is decisions.Step.RUN:
             await self._run(delivery, message, owner=owner, attempt=claim.attempts)
         elif step is decisions.Step.PUBLISH_AND_ACK:
-            await self._publish(message.task_id)
+            await self._publish_stored(message.task_id)
             await self._ack(delivery)
         elif step is decisions.Step.DEFER:
             delay = decisions.defer_delay(
@@ -214,11 +214,19 @@ class Worker:
         except Exception as error:
             await _stop(renewer, renewal_done)
             metrics.TASK_SECONDS.observe(time.monotonic() - started)
-            await self._failed_attempt(delivery, message, owner=owner, error=error)
+            await self._failed_attempt(delivery, message, owner=owner, attempt=attempt, error=error)
             return
         await _stop(renewer, renewal_done)
         metrics.TASK_SECONDS.observe(time.monotonic() - started)
-        await self._settle(delivery, message.task_id, owner, TaskStatus.DONE, result, None)
+        await self._settle(
+            delivery,
+            message,
+            owner=owner,
+            attempt=attempt,
+            status=TaskStatus.DONE,
+            result=result,
+            error=None,
+        )
 
     async def _call_agent(self, name: str | None, task: AgentTask) -> object:
         agent = self._agents.get(name)
@@ -228,7 +236,13 @@ class Worker:
         return await agent.run(task)
 
     async def _failed_attempt(
-        self, delivery: Delivery, message: TaskMessage, *, owner: str, error: Exception
+        self,
+        delivery: Delivery,
+        message: TaskMessage,
+        *,
+        owner: str,
+        attempt: int,
+        error: Exception,
     ) -> None:
         text = f"{type(error).__name__}: {error}"
         verdict = decisions.after_failure(
@@ -238,7 +252,15 @@ class Worker:
         )
         if verdict is decisions.AfterFailure.FAIL:
             log.warning("task %s failed for good: %s", message.task_id, text)
-            await self._settle(delivery, message.task_id, owner, TaskStatus.FAILED, None, text)
+            await self._settle(
+                delivery,
+                message,
+                owner=owner,
+                attempt=attempt,
+                status=TaskStatus.FAILED,
+                result=None,
+                error=text,
+            )
             return
         metrics.ATTEMPTS_FAILED.inc()
         delay = decisions.retry_delay(
@@ -257,34 +279,53 @@ class Worker:
     async def _settle(
         self,
         delivery: Delivery,
-        task_id: str,
+        message: TaskMessage,
+        *,
         owner: str,
+        attempt: int,
         status: TaskStatus,
         result: object,
         error: str | None,
     ) -> None:
         """Store the outcome, publish it, then ack — in that order, so nothing is lost."""
+        now = self._clock()
         stored = await self._store.finish(
-            task_id,
+            message.task_id,
             owner=owner,
             status=status,
             result=result,
             error=error,
-            now=self._clock(),
+            now=now,
             ttl_seconds=self._options.result_ttl_seconds,
         )
         if stored:
             metrics.TASKS_FINISHED.labels(status=status.value).inc()
-            await self._publish(task_id)
+            # Built from what this worker just stored: no read-back on the hot path.
+            await self._publish(
+                ResultMessage(
+                    task_id=message.task_id,
+                    user_id=message.user_id,
+                    status=status,
+                    result=result,
+                    error=error,
+                    attempts=attempt,
+                    finished_at=from_epoch(now),
+                )
+            )
         else:
-            log.warning("task %s: lease lost to another worker; its outcome stands", task_id)
+            log.warning(
+                "task %s: lease lost to another worker; its outcome stands", message.task_id
+            )
         await self._ack(delivery)
 
-    async def _publish(self, task_id: str) -> None:
+    async def _publish_stored(self, task_id: str) -> None:
+        """Publish the result of a task finished earlier whose message never went out."""
         record = await self._store.get(task_id)
-        if record is None or record.result_published:
-            return
-        outgoing = record.result_message()
+        if record is not None and not record.result_published:
+            await self._publish(record.result_message())
+
+    async def _publish(self, outgoing: ResultMessage) -> None:
+        task_id = outgoing.task_id
         await self._publisher.send(
             Outgoing(
                 topic=self._options.result_topic,

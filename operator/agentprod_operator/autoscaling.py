@@ -86,9 +86,16 @@ async def run(
     readings = Readings()
     redis_client: aioredis.Redis | None = None
     redis_url: str | None = None
+    admin: RocketMQAdmin | None = None  # one connection for every poll of this pipeline
+    admin_for: str | None = None
     try:
         while not stopped:
             spec = specs.AgentPipelineSpec.model_validate(dict(spec_view))
+            if admin is None or admin_for != spec.rocketmq.nameServer:
+                if admin is not None:
+                    await admin.close()
+                admin = RocketMQAdmin(name_servers=spec.rocketmq.nameServer, timeout=5.0)
+                admin_for = spec.rocketmq.nameServer
             url = await _redis_url(kube, namespace=namespace, spec=spec)
             if url != redis_url:
                 if redis_client is not None:
@@ -100,6 +107,7 @@ async def run(
                 )
                 redis_url = url
             history = await _poll(
+                admin=admin,
                 name=name,
                 namespace=namespace,
                 body=body,
@@ -114,10 +122,13 @@ async def run(
     finally:
         if redis_client is not None:
             await redis_client.aclose()
+        if admin is not None:
+            await admin.close()
 
 
 async def _poll(
     *,
+    admin: RocketMQAdmin,
     name: str,
     namespace: str,
     body: Any,
@@ -136,14 +147,10 @@ async def _poll(
     policy = ScalingPolicy.from_spec(
         spec.scaling, concurrency=spec.worker.concurrency, annotations=annotations
     )
-    admin = RocketMQAdmin(name_servers=spec.rocketmq.nameServer, timeout=5.0)
     now = time.time()
-    try:
-        sample = await read_sample(
-            admin=admin, redis_client=redis_client, spec=spec, readings=readings, now=now
-        )
-    finally:
-        await admin.close()
+    sample = await read_sample(
+        admin=admin, redis_client=redis_client, spec=spec, readings=readings, now=now
+    )
     decision = scaling.decide(
         policy=policy, samples=[sample], current_replicas=current, history=history, now=now
     )

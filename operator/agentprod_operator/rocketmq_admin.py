@@ -23,6 +23,7 @@ from agentprod_operator import rocketmq_models as models
 __all__ = ["RocketMQAdmin"]
 
 _T = TypeVar("_T")
+_C = TypeVar("_C", models.TopicConfig, models.GroupConfig)
 _Req = remoting.RequestCode
 _Code = remoting.ResponseCode
 
@@ -132,6 +133,27 @@ class RocketMQAdmin:
                 addr=addr, request=code.name, code=reply.code, remark=f"unexpected body: {exc}"
             ) from exc
 
+    async def _first_found(
+        self,
+        *,
+        masters: tuple[str, ...],
+        names: Mapping[str | None, str],
+        code: _Req,
+        parse: Callable[[bytes], _C | None],
+    ) -> _C | None:
+        """Ask every master; the first (by broker name) that has the config gives it, with
+        ``broker_names`` listing every master that has it."""
+
+        async def fetch(addr: str) -> _C | None:
+            reply = await self._call(addr, code)
+            return self._parse(reply, addr, code, lambda: parse(reply.body))
+
+        configs = await _each([fetch(addr) for addr in masters])
+        found = [(names[a], c) for a, c in zip(masters, configs, strict=True) if c is not None]
+        if not found:
+            return None
+        return dataclasses.replace(found[0][1], broker_names=tuple(n for n, _ in found))
+
     async def _masters(self, cluster: str) -> tuple[str, ...]:
         info = await self.cluster_info()
         masters = info.master_addrs(cluster)
@@ -188,21 +210,12 @@ class RocketMQAdmin:
         route = await self.topic_route(topic)
         if route is None:
             return None
-        code = _Req.GET_ALL_TOPIC_CONFIG
-
-        async def fetch(addr: str) -> models.TopicConfig | None:
-            reply = await self._call(addr, code)
-            return self._parse(
-                reply, addr, code, lambda: bodies.parse_topic_config(topic=topic, body=reply.body)
-            )
-
-        masters = route.master_addrs()
-        configs = await _each([fetch(addr) for addr in masters])
-        names = {b.master_addr: b.name for b in route.brokers}
-        found = [(names[a], c) for a, c in zip(masters, configs, strict=True) if c is not None]
-        if not found:
-            return None
-        return dataclasses.replace(found[0][1], broker_names=tuple(n for n, _ in found))
+        return await self._first_found(
+            masters=route.master_addrs(),
+            names={b.master_addr: b.name for b in route.brokers},
+            code=_Req.GET_ALL_TOPIC_CONFIG,
+            parse=lambda body: bodies.parse_topic_config(topic=topic, body=body),
+        )
 
     async def create_or_update_topic(
         self, *, cluster: str, topic: str, queues: int, message_type: str = "NORMAL", perm: int = 6
@@ -256,21 +269,12 @@ class RocketMQAdmin:
         ``broker_names`` lists every master that has it.
         """
         info = await self.cluster_info()
-        code = _Req.GET_ALL_SUBSCRIPTIONGROUP_CONFIG
-
-        async def fetch(addr: str) -> models.GroupConfig | None:
-            reply = await self._call(addr, code)
-            return self._parse(
-                reply, addr, code, lambda: bodies.parse_group_config(group=group, body=reply.body)
-            )
-
-        masters = info.all_master_addrs()
-        configs = await _each([fetch(addr) for addr in masters])
-        names = {b.master_addr: b.name for b in info.brokers.values()}
-        found = [(names[a], c) for a, c in zip(masters, configs, strict=True) if c is not None]
-        if not found:
-            return None
-        return dataclasses.replace(found[0][1], broker_names=tuple(n for n, _ in found))
+        return await self._first_found(
+            masters=info.all_master_addrs(),
+            names={b.master_addr: b.name for b in info.brokers.values()},
+            code=_Req.GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+            parse=lambda body: bodies.parse_group_config(group=group, body=body),
+        )
 
     async def delete_group(self, *, cluster: str, group: str, clean_offsets: bool = True) -> None:
         """Delete ``group`` on every master of ``cluster`` (with its offsets unless
