@@ -190,6 +190,7 @@ async def _poll(
     metrics.DESIRED.labels(**labels).set(decision.replicas)
     metrics.CURRENT.labels(**labels).set(current)
     metrics.DECISIONS.labels(**labels, reason=decision.reason.value).inc()
+    metrics.REASON.labels(**labels).state(decision.reason.value)
     return decision.history
 
 

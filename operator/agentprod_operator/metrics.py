@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Enum, Gauge
+
+from agentprod_operator.scaling_models import Reason
 
 LABELS = ["namespace", "pipeline"]
 LAG = Gauge("agentprod_pipeline_lag", "Backlog of the request topic and its retry topic.", LABELS)
@@ -16,4 +18,10 @@ DECISIONS = Counter(
 )
 SCALE_EVENTS = Counter(
     "agentprod_pipeline_scale_events_total", "Replica changes made by the scaler.", LABELS
+)
+REASON = Enum(
+    "agentprod_pipeline_scaling_reason",
+    "The rule behind the latest scaling decision (1 on the current reason).",
+    LABELS,
+    states=[reason.value for reason in Reason],
 )

@@ -7,7 +7,8 @@ decision is replayable and unit-testable. The data types live in `scaling_models
 
 `decide` applies these rules in order; the last rule that changed the number is the reason:
 1. paused (spec or annotation): keep the current replicas.
-2. no fresh sample (the lag or in-flight read failed): hold, clamped to the bounds.
+2. no fresh sample (the lag or in-flight read failed): hold, clamped to the bounds; with the
+   lag read but in-flight unknown (Redis down), only a scale-up the lag calls for goes ahead.
 3. recommendation from the samples of the smoothing window, in two parts: steady (lag mode:
    busy replicas = in-flight / concurrency; rate mode (targetDrainSeconds): arrival rate over
    the measured per-replica throughput) plus backlog (lag / lagPerReplica, or the lag drained
@@ -32,7 +33,8 @@ from agentprod_operator import scaling_models as models
 
 _MIN_TASKS_FOR_SERVICE = 20  # completed tasks in the window before Little's law is trusted
 _SERVICE_WEIGHT = 0.5  # a new service-time estimate against the remembered one
-_LAG_READINGS = 2  # rate mode: the backlog level is the mean of the newest readings
+_LAG_READINGS = 2  # the newest readings that set the backlog level at once
+_SURGE_FACTOR = 2.0  # lag mode: how far above the smoothed lag a held level is a surge
 _DROP_FRACTION = 0.5  # rate mode: the newest interval below this share of the window wins
 
 
@@ -47,7 +49,8 @@ def decide(
     """The replicas to run now and why; pass the returned `history` to the next call.
 
     `samples` are the readings since the last call (older or repeated ones are ignored);
-    `[]`, or only samples with `lag=None` / `in_flight=None`, means the reads failed: hold.
+    `[]`, or only samples with `lag=None` / `in_flight=None`, means the reads failed: hold —
+    except that a readable lag may still scale up while in-flight is unknown.
     """
     current = current_replicas
     history, fresh = _absorb(policy=policy, history=history, samples=samples, now=now)
@@ -66,6 +69,11 @@ def decide(
                 note="no fresh sample; clamped to the bounds",
                 now=now,
             )
+        grown = _grow_on_lag_alone(
+            policy=policy, samples=samples, current=current, history=history, now=now
+        )
+        if grown is not None:
+            return grown
         note = f"no fresh sample (lag or in-flight unreadable); holding {current}"
         return models.Decision(current, models.Reason.NO_DATA, history, note)
 
@@ -121,6 +129,34 @@ def decide(
         now=now,
         recommendation=want,
     )
+
+
+def _grow_on_lag_alone(
+    *,
+    policy: models.ScalingPolicy,
+    samples: Sequence[models.Sample],
+    current: int,
+    history: models.History,
+    now: float,
+) -> models.Decision | None:
+    """With lag read but in-flight unknown (Redis down), a scale-up the lag calls for.
+
+    In-flight work is taken at its last known level. Only growth is allowed: an unknown
+    in-flight count may hide busy workers, so scaling down waits for a full sample.
+    """
+    readable = [s for s in samples if s.lag is not None and s.in_flight is None]
+    if not readable:
+        return None
+    newest = max(readable, key=lambda s: s.at)
+    known = history.samples[-1].in_flight if history.samples else 0
+    assumed = dataclasses.replace(newest, in_flight=known)
+    decision = decide(
+        policy=policy, samples=[assumed], current_replicas=current, history=history, now=now
+    )
+    if decision.replicas <= current:
+        return None
+    note = f"in-flight unreadable, taken as {known}; scaling up on lag alone. "
+    return dataclasses.replace(decision, message=note + decision.message)
 
 
 def _absorb(
@@ -216,6 +252,11 @@ def _need(policy: models.ScalingPolicy, history: models.History) -> tuple[float,
             return arrivals / per_replica, drain, basis
     window = [s for s in history.samples if s.at >= newest - policy.smoothing_seconds]
     lag = _mean(s.lag or 0 for s in window)
+    # a surge (the newest readings all at least _SURGE_FACTOR times the smoothed lag) counts in
+    # full, so a real rise is met within _LAG_READINGS polls; a lone noisy reading is not
+    held = min(s.lag or 0 for s in history.samples[-_LAG_READINGS:])
+    if len(history.samples) >= _LAG_READINGS and held >= _SURGE_FACTOR * lag:
+        lag = held
     busy = _mean(s.in_flight or 0 for s in window) / policy.concurrency
     basis = f"lag mode: lag {lag:.0f}, busy replicas {busy:.2f}"
     return busy, lag / policy.lag_per_replica, basis

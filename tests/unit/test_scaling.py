@@ -359,6 +359,35 @@ def test_a_failed_read_holds_the_last_decision(samples: list[Sample]) -> None:
     assert (decision.replicas, decision.reason) == (before.replicas, Reason.NO_DATA)
 
 
+@pytest.mark.parametrize(
+    ("lag", "expected", "reason"),
+    [
+        (2_000, 17, Reason.TARGET),  # grow on lag (mean 1,400 → 14) + the busy 24/8 kept
+        (0, 4, Reason.NO_DATA),  # lag gone, in-flight unknown: no scale-down, hold
+        (50, 4, Reason.NO_DATA),  # within what runs: hold
+    ],
+)
+def test_with_redis_down_lag_alone_may_only_scale_up(
+    lag: int, expected: int, reason: Reason
+) -> None:
+    [before] = run(POLICY, [(200, 24)], replicas=4, start=15)
+    decisions = run(
+        POLICY, [(lag, None), (lag, None)], replicas=4, start=30, history=before.history
+    )
+    assert (decisions[-1].replicas, decisions[-1].reason) == (expected, reason)
+    if reason is Reason.TARGET:
+        assert "in-flight unreadable" in decisions[-1].message
+
+
+def test_a_surge_is_met_within_two_polls_despite_a_quiet_window() -> None:
+    policy = dataclasses.replace(POLICY, min_replicas=1)
+    quiet = run(policy, [(0, 0)] * 8, replicas=1)
+    surge = run(policy, [(600, 0)] * 2, replicas=1, start=8 * POLL, history=quiet[-1].history)
+    assert replicas_of(surge)[-1] == 6  # ceil(600 / lagPerReplica), not the window's mean
+    noisy = run(policy, [(0, 0)] * 8 + [(600, 0), (0, 0)], replicas=1)
+    assert replicas_of(noisy)[-2:] == [1, 1]  # one reading alone is not a surge
+
+
 def test_no_data_still_applies_the_bounds() -> None:
     policy = dataclasses.replace(POLICY, max_replicas=3)
     decision = scaling.decide(
