@@ -27,12 +27,13 @@ dev: install
 test: install system-deps lint typecheck
 	$(BIN)/pytest
 
-## redis-server from Debian (when missing), RocketMQ 5 from Maven Central and the Kubernetes
-## control plane (etcd, kube-apiserver, kube-controller-manager, kubectl, helm) built with Go;
-## the downloads and builds are cached under $(AGENTPROD_CACHE).
+## redis-server from Debian (when missing), RocketMQ 5 from Maven Central, the Kubernetes
+## control plane (etcd, kube-apiserver, kube-controller-manager, kubectl, helm) built with Go
+## and skaffold's JSON schema (Go module proxy); cached under $(AGENTPROD_CACHE).
 system-deps: install
 	$(HARNESS) deps
 	$(HARNESS) control-plane
+	$(HARNESS) schemas
 
 lint: install
 	$(BIN)/ruff check .

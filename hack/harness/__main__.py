@@ -1,4 +1,5 @@
-"""CLI for the developer services: ``PYTHONPATH=hack python -m harness up|down|status|jars|deps``.
+"""CLI for the developer services: ``PYTHONPATH=hack python -m harness up|down|status|jars|deps``
+(and ``schemas``: the JSON schemas the unit tests validate against).
 
 ``up`` prints the endpoints on stdout in ``.env`` syntax (progress goes to stderr), so
 ``python -m harness up > .env.local`` works. State lives in ``<repo>/.cache/services``.
@@ -113,6 +114,13 @@ def cmd_jars() -> None:
     print(ensure_jars(cache=cache_dir()))
 
 
+def cmd_schemas() -> None:
+    """Fetch the JSON schemas the tests validate against (skaffold.yaml) and print them."""
+    from harness.schemas import ensure_skaffold_schema
+
+    print(f"skaffold-schema {ensure_skaffold_schema(cache=cache_dir())}")
+
+
 def cmd_cluster_up() -> None:
     """Build or reuse the control-plane binaries and start etcd + apiserver + KCM."""
     from harness.kubernetes import ControlPlane, cluster_home, ensure_binaries
@@ -156,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cluster-up",
             "cluster-down",
             "control-plane",
+            "schemas",
         ),
     )
     args = parser.parse_args(argv)
@@ -174,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_cluster_down()
         elif args.command == "control-plane":
             cmd_control_plane()
+        elif args.command == "schemas":
+            cmd_schemas()
         else:
             cmd_jars()
     except ServiceError as exc:
