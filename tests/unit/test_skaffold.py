@@ -4,13 +4,15 @@ There is no skaffold binary here; `python -m harness schemas` (`make system-deps
 schema from skaffold's Go module into the cache. The file and each profile with its JSON
 patches applied must validate (the schema forbids unknown fields, so a typo fails); the helm
 release must set the chart's image values from the artifacts skaffold built; the kind profile
-must keep images local and deploy them by tag.
+must keep images local and deploy them by tag. `helm template` then renders the chart with the
+--set flags skaffold would pass (fake build outputs in the templates), for both set-ups.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +123,78 @@ def test_kind_profile_loads_images_and_deploys_by_tag(config: dict[str, Any]) ->
     assert helm["setValues"]["image.pullPolicy"] == "IfNotPresent"
     assert helm["setValues"]["operator.image.pullPolicy"] == "IfNotPresent"
     assert release(config)["setValueTemplates"]["image.tag"].endswith("DIGEST_agentprod}}")
+
+
+# What a build hands the templates: IMAGE_TAG is the tag alone; local (kind) builds get their
+# image ID as tag and have no registry digest.
+DIGEST = "sha256:" + "ab" * 32
+BUILT = {
+    "IMAGE_REPO_agentprod": "registry.test/agentprod",
+    "IMAGE_TAG_agentprod": "3f2c9a1",
+    "IMAGE_DIGEST_agentprod": DIGEST,
+    "IMAGE_REPO_agentprod_operator": "registry.test/agentprod-operator",
+    "IMAGE_TAG_agentprod_operator": "3f2c9a1",
+    "IMAGE_DIGEST_agentprod_operator": DIGEST,
+}
+
+
+def helm_template(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """`helm template` with the --set flags skaffold's helm deployer passes for the release."""
+    from harness.kubernetes import ensure_binaries
+
+    helm = release(config)
+    flags = [
+        f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+        for key, value in sorted(helm["setValues"].items())
+    ]
+    flags += [
+        f"{key}={TEMPLATE.sub(lambda m: BUILT[f'IMAGE_{m[1]}_{m[2]}'], value)}"
+        for key, value in sorted(helm["setValueTemplates"].items())
+    ]
+    argv = [str(ensure_binaries() / "helm"), "template", helm["name"], str(ROOT / CHART)]
+    argv += [f"--namespace={helm['namespace']}"]
+    for flag in flags:
+        argv += ["--set", flag]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def containers(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        container["image"].split(":")[0].split("/")[-1]: container
+        for obj in objects
+        if obj["kind"] == "Deployment"
+        for container in obj["spec"]["template"]["spec"]["containers"]
+    }
+
+
+def test_chart_renders_the_built_images(config: dict[str, Any]) -> None:
+    objects = helm_template(config)
+    images = {name: item["image"] for name, item in containers(objects).items()}
+    assert images == {
+        "agentprod": f"registry.test/agentprod:3f2c9a1@{DIGEST}",
+        "agentprod-operator": f"registry.test/agentprod-operator:3f2c9a1@{DIGEST}",
+    }
+    assert [obj["kind"] for obj in objects].count("CustomResourceDefinition") == 1
+
+
+def test_chart_renders_the_kind_profile(config: dict[str, Any]) -> None:
+    kind = with_profile(config, "kind")
+    objects = helm_template(kind)
+    built = containers(objects)
+    assert built["agentprod"]["image"] == "registry.test/agentprod:3f2c9a1"
+    assert built["agentprod-operator"]["image"] == "registry.test/agentprod-operator:3f2c9a1"
+    assert {item["imagePullPolicy"] for item in built.values()} == {"IfNotPresent"}
+    assert {"redis", "rocketmq"} <= set(built)  # the chart's dev services
+    (pipeline,) = [obj for obj in objects if obj["kind"] == "AgentPipeline"]
+    assert pipeline["metadata"]["name"] == "price-alerts"
+    assert pipeline["spec"]["worker"]["image"] == "registry.test/agentprod:3f2c9a1"
+    (forward,) = kind["portForward"]
+    services = {
+        (obj["metadata"]["name"], obj["metadata"]["namespace"]): obj
+        for obj in objects
+        if obj["kind"] == "Service"
+    }
+    service = services[(forward["resourceName"], forward["namespace"])]
+    assert forward["port"] in [port["port"] for port in service["spec"]["ports"]]
