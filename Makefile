@@ -9,7 +9,8 @@ export AGENTPROD_CACHE ?= $(HOME)/.cache/agentprod
 HARNESS := PYTHONPATH=hack $(BIN)/python -m harness
 
 .PHONY: dev test install system-deps lint typecheck unit integration e2e services-up \
-        services-down services-status cluster-up cluster-down operator bench clean
+        services-down services-status cluster-up cluster-down operator bench bench-celery \
+        bench-load clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +82,16 @@ bench: install system-deps
 	PYTHONPATH=hack $(BIN)/python -m bench.end_to_end
 	PYTHONPATH=hack $(BIN)/python -m bench.operator_ready
 	PYTHONPATH=hack:. $(BIN)/python -m bench.autoscale_sim
+
+## agentprod vs Celery 5 end to end, 3 alternating rounds (~15 min); BENCH_ARGS=--quick: ~2 min.
+bench-celery: install
+	$(HARNESS) deps
+	PYTHONPATH=hack $(BIN)/python -m bench.compare_celery $(BENCH_ARGS)
+
+## API latency under open-loop load (vegeta, built once with Go): 200/500/1000 requests/s, 60 s each.
+bench-load: install
+	$(HARNESS) deps
+	PYTHONPATH=hack $(BIN)/python -m bench.load_api $(BENCH_ARGS)
 
 clean:
 	rm -rf .cache .mypy_cache .ruff_cache .pytest_cache
