@@ -10,7 +10,7 @@ HARNESS := PYTHONPATH=hack $(BIN)/python -m harness
 
 .PHONY: dev test install system-deps lint typecheck unit integration e2e services-up \
         services-down services-status cluster-up cluster-down operator bench bench-celery \
-        bench-load clean
+        bench-load clean chart chart-sync
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,16 @@ cluster-down: install
 ## Run the operator against `make cluster-up` (all namespaces).
 operator: install
 	KUBECONFIG=.cache/cluster/kubeconfig $(BIN)/agentprod-operator --all-namespaces
+
+## Helm chart: lint --strict and template assertions (no cluster); the server-side dry-run,
+## install and upgrade tests are tests/e2e/test_chart.py.
+chart: install system-deps
+	$(BIN)/pytest tests/chart
+
+## Copy the generated CRD into the chart and regenerate the values reference of docs/install.md.
+chart-sync: install
+	cp crds/agentpipelines.agentprod.io.yaml charts/agentprod/files/
+	$(BIN)/python -m tests.chart.values_reference
 
 ## Benchmarks (print figures; see docs/benchmarks.md).
 bench: install system-deps
