@@ -62,10 +62,21 @@ def read_results(lines: Sequence[str]) -> tuple[list[float], Counter[str]]:
         if hit["code"] == 202 and not hit["error"]:
             latencies.append(hit["latency"] / 1e6)
         elif hit["code"]:
-            errors[f"HTTP {hit['code']}"] += 1
+            errors[f"HTTP {hit['code']}{_dependency(hit.get('body'))}"] += 1
         else:  # no answer: drop vegeta's 'Post "<url>": ' prefix
             errors[str(hit["error"]).rpartition('": ')[2] or "no answer"] += 1
     return latencies, errors
+
+
+def _dependency(body: object) -> str:
+    """`` (rocketmq)`` for a 503 body naming the dependency that was down, else ``""``."""
+    try:
+        answer = json.loads(base64.b64decode(str(body or "")))
+    except ValueError:
+        return ""
+    return (
+        f" ({answer['dependency']})" if isinstance(answer, dict) and "dependency" in answer else ""
+    )
 
 
 def _targets(path: Path, url: str) -> Path:

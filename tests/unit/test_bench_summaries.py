@@ -3,6 +3,7 @@ per-task figures of a workload, and vegeta's encoded results (bench/load_api.py)
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 
@@ -46,11 +47,13 @@ def test_summarize_refuses_mismatched_inputs() -> None:
 
 
 def test_read_results_counts_non_202_and_transport_errors() -> None:
+    down = base64.b64encode(b'{"detail": "send timed out", "dependency": "rocketmq"}').decode()
     lines = [
         json.dumps({"code": 202, "error": "", "latency": 2_500_000}),
         json.dumps({"code": 202, "error": "", "latency": 1_000_000}),
-        json.dumps({"code": 503, "error": "", "latency": 900_000}),
-        json.dumps({"code": 503, "error": "", "latency": 800_000}),
+        json.dumps({"code": 503, "error": "", "latency": 900_000, "body": down}),
+        json.dumps({"code": 503, "error": "", "latency": 800_000, "body": down}),
+        json.dumps({"code": 500, "error": "", "latency": 800_000, "body": ""}),
         json.dumps(
             {"code": 0, "error": 'Post "http://x/tasks": i/o timeout', "latency": 10_000_000_000}
         ),
@@ -58,4 +61,4 @@ def test_read_results_counts_non_202_and_transport_errors() -> None:
     ]
     latencies, errors = read_results(lines)
     assert latencies == [2.5, 1.0]
-    assert errors == {"HTTP 503": 2, "i/o timeout": 1}
+    assert errors == {"HTTP 503 (rocketmq)": 2, "HTTP 500": 1, "i/o timeout": 1}
