@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from harness.apps import free_port
 from harness.kubernetes import ControlPlane, ensure_binaries
 from harness.rocketmq import RocketMQ
 
@@ -26,6 +27,7 @@ CRD_FILE = ROOT / "crds" / "agentpipelines.agentprod.io.yaml"
 EXAMPLE = ROOT / "examples" / "pipeline.yaml"
 OPERATOR = str(Path(sys.executable).with_name("agentprod-operator"))
 RECONCILE_SECONDS = 2
+OPERATOR_METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +52,7 @@ def operator(
         "AGENTPROD_OPERATOR_RECONCILE_INTERVAL_SECONDS": str(RECONCILE_SECONDS),
         "AGENTPROD_OPERATOR_DELETE_ATTEMPTS": "3",
         "AGENTPROD_OPERATOR_DELETE_RETRY_SECONDS": "1",
+        "AGENTPROD_OPERATOR_METRICS_PORT": str(OPERATOR_METRICS_PORT),
     }
     with log.open("ab") as out:
         process = subprocess.Popen(
