@@ -78,6 +78,22 @@ def test_names_follow_the_release(chart: Chart) -> None:
     assert all(len(name) <= 63 for name in names), names
 
 
+def test_names_that_yaml_reads_as_booleans_stay_strings(chart: Chart) -> None:
+    """A release `y` or a namespace `on` must not become `true` (Kubernetes' YAML 1.1 parser
+    reads y/n/on/off as booleans and refuses the object)."""
+    text = chart.text(
+        EVERYTHING_ON | {"pipelines": [PIPELINE | {"name": "on"}]}, release="y", namespace="on"
+    )
+    # PyYAML knows on/off but not y/n as booleans: parse with y/n made explicit.
+    objects = [doc for doc in yaml.safe_load_all(re.sub(r": y$", ": yes", text, flags=re.M)) if doc]
+    for obj in objects:
+        metadata = obj["metadata"]
+        assert metadata.get("namespace", "on") == "on", metadata
+        assert isinstance(metadata["name"], str), metadata
+        assert all(isinstance(value, str) for value in metadata.get("labels", {}).values())
+    assert not re.search(r"^\s*(app.kubernetes.io/instance|namespace): y$", text, flags=re.M)
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_selectors_hold_only_immutable_labels(chart: Chart, scenario: Any) -> None:
     immutable = {

@@ -31,8 +31,8 @@ only immutable labels (name, instance, component), never the chart version.
 {{- end }}
 
 {{- define "agentprod.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "agentprod.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "agentprod.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{- define "agentprod.labels" -}}
