@@ -6,7 +6,7 @@ unlimited), so a slow server cannot slow the offered load down (open loop, no co
 omission as long as vegeta keeps its rate — the "sent/s" column checks that, and "gen CPU" is
 vegeta's own CPU use, in % of one core). Each rate gets fresh `agentprod api` and `agentprod
 worker` (echo, default concurrency) processes on a new topic, a short warm-up, then the attack.
-An error is any answer other than ``202`` or a request that got no answer within 10 s.
+An error is any answer other than ``202``, or no answer (a 10 s timeout, a reset connection).
 
     python -m bench.load_api [--rates 200,500,1000] [--seconds 60] [--quick]
 """
@@ -63,8 +63,8 @@ def read_results(lines: Sequence[str]) -> tuple[list[float], Counter[str]]:
             latencies.append(hit["latency"] / 1e6)
         elif hit["code"]:
             errors[f"HTTP {hit['code']}{_dependency(hit.get('body'))}"] += 1
-        else:  # no answer: drop vegeta's 'Post "<url>": ' prefix
-            errors[str(hit["error"]).rpartition('": ')[2] or "no answer"] += 1
+        else:  # no answer: keep the cause, drop vegeta's request/address prefixes
+            errors[str(hit["error"]).rpartition(": ")[2] or "no answer"] += 1
     return latencies, errors
 
 

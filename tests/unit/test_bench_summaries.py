@@ -57,8 +57,14 @@ def test_read_results_counts_non_202_and_transport_errors() -> None:
         json.dumps(
             {"code": 0, "error": 'Post "http://x/tasks": i/o timeout', "latency": 10_000_000_000}
         ),
+        json.dumps({"code": 0, "error": "read tcp a->b: read: connection reset by peer"}),
         "",
     ]
     latencies, errors = read_results(lines)
     assert latencies == [2.5, 1.0]
-    assert errors == {"HTTP 503 (rocketmq)": 2, "HTTP 500": 1, "i/o timeout": 1}
+    assert errors == {
+        "HTTP 503 (rocketmq)": 2,
+        "HTTP 500": 1,
+        "i/o timeout": 1,
+        "connection reset by peer": 1,
+    }
