@@ -50,6 +50,7 @@ TARGET_DRAIN_SECONDS = 120.0  # ours: rate mode
 KEDA_P95_FACTOR = 1.0  # ours' p95 delay ≤ KEDA's
 KEDA_COST_FACTOR = 0.8  # ours' replica-seconds ≤ 0.8 x KEDA's
 ORACLE_COST_FACTOR = 1.25  # ours' replica-seconds ≤ 1.25 x the oracle's
+KEDA_THRESHOLDS = (100, 80, 60, 50, 40, 30, 25, 20, 15, 10, 5)  # equal-delay search, lagThreshold
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,6 +331,33 @@ def verdict(trace: autoscale_traces.Trace, results: Sequence[Result]) -> tuple[b
     return passed, text
 
 
+def equal_delay(
+    trace: autoscale_traces.Trace, ours: Result, *, spec: specs.ScalingSpec = SPEC
+) -> tuple[int, Result] | None:
+    """KEDA + HPA with the largest lagThreshold whose p95 delay is no worse than ours."""
+    for threshold in KEDA_THRESHOLDS:
+        tuned = Keda(spec.model_copy(update={"lagPerReplica": threshold}))
+        result = simulate(trace, tuned)
+        if result.p95 <= ours.p95:
+            return threshold, result
+    return None
+
+
+def equal_delay_line(trace: autoscale_traces.Trace, results: Sequence[Result]) -> str:
+    [ours] = [result for result in results if result.policy == "ours"]
+    found = equal_delay(trace, ours)
+    if found is None:
+        return (
+            f"at equal delay: no KEDA lagThreshold in {KEDA_THRESHOLDS} reaches p95 {ours.p95:.1f}s"
+        )
+    threshold, keda = found
+    return (
+        f"at equal delay: KEDA needs lagThreshold {threshold} for p95 {keda.p95:.1f}s "
+        f"(ours {ours.p95:.1f}s) and then costs {keda.replica_seconds} replica-s: "
+        f"ours {ours.replica_seconds / keda.replica_seconds:.2f}x"
+    )
+
+
 def table(trace: autoscale_traces.Trace, results: Sequence[Result]) -> str:
     by_name = {result.policy: result for result in results}
     keda, oracle = by_name["keda"].replica_seconds, by_name["oracle"].replica_seconds
@@ -348,6 +376,7 @@ def table(trace: autoscale_traces.Trace, results: Sequence[Result]) -> str:
     lines.append(f"{'(work)':<8}{bound:>10.0f}{'':>49}{bound / keda:>7.2f}{bound / oracle:>9.2f}")
     passed, text = verdict(trace, results)
     lines.append(f"{'PASS' if passed else 'FAIL'} {trace.name}: {text}")
+    lines.append(equal_delay_line(trace, results))
     return "\n".join(lines)
 
 

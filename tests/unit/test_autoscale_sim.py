@@ -41,7 +41,8 @@ def test_table_prints_every_policy_and_a_verdict(short: autoscale_traces.Trace) 
     text = autoscale_sim.table(short, results)
     for word in ("ours", "keda", "oracle", "(work)", "replica-s", "p95"):
         assert word in text
-    assert text.splitlines()[-1].startswith(("PASS step", "FAIL step"))
+    assert text.splitlines()[-2].startswith(("PASS step", "FAIL step"))
+    assert text.splitlines()[-1].startswith("at equal delay: ")
 
 
 def keda() -> autoscale_keda.KedaHpa:
@@ -75,3 +76,16 @@ def test_keda_goes_to_zero_in_one_step() -> None:
     scaler.tick(now=0, lag=10, replicas=0)  # active at t=0
     assert scaler.tick(now=300, lag=0, replicas=7) == 7  # not yet: now > 0 + 300 is false
     assert scaler.tick(now=330, lag=0, replicas=7) == 0  # 7 → 0, no HPA scale-down policy
+
+
+def test_equal_delay_finds_a_keda_at_least_as_fast_as_ours(short: autoscale_traces.Trace) -> None:
+    results = [autoscale_sim.simulate(short, p) for p in autoscale_sim.policies(short)]
+    [ours] = [r for r in results if r.policy == "ours"]
+    found = autoscale_sim.equal_delay(short, ours)
+    line = autoscale_sim.equal_delay_line(short, results)
+    if found is None:
+        assert "no KEDA lagThreshold" in line
+    else:
+        threshold, keda = found
+        assert keda.p95 <= ours.p95
+        assert f"lagThreshold {threshold} " in line
