@@ -4,7 +4,8 @@ RocketMQ and Redis, with a downstream consumer group on the result topic.
 Cases: 200 tasks all reach done and downstream receives exactly one result per task; a
 duplicated message for a finished task is not run again; a worker killed with SIGKILL mid-task
 loses nothing (redelivered, finished by another worker); a worker on SIGTERM finishes its
-in-flight tasks and exits 0; failing attempts are redelivered by RocketMQ and the task fails
+in-flight tasks and exits 0; scaling in from 3 workers to 1 in the middle of work loses and
+repeats nothing; failing attempts are redelivered by RocketMQ and the task fails
 after the group's max retries.
 """
 
@@ -21,7 +22,7 @@ from agentprod.models import TaskMessage
 from harness.rocketmq import RocketMQ
 
 from tests.integration.conftest import MAX_RETRIES, Launch, Names
-from tests.integration.results import read_results, record, wait_for_status
+from tests.integration.results import read_results, record, statuses, wait_for_status
 
 
 async def post_tasks(url: str, bodies: list[dict[str, object]]) -> list[str]:
@@ -168,3 +169,41 @@ async def test_failing_task_is_redelivered_then_failed_after_max_retries(
         endpoint=rocketmq.endpoint, group=names.downstream_group, topic=names.result_topic, expect=1
     )
     assert [(r["status"], r["attempts"]) for r in results] == [("failed", MAX_RETRIES + 1)]
+
+
+async def test_scale_in_mid_work_loses_and_repeats_nothing(
+    launch: Launch, names: Names, rocketmq: RocketMQ, redis_client: redis.Redis
+) -> None:
+    """3 → 1 workers while tasks run, as a Deployment scale-down does it (SIGTERM, then the
+    grace period the operator derives from spec.worker.terminationGracePeriodSeconds)."""
+    api = launch("api")
+    workers = [launch("worker", AGENT="sleep", WORKER_CONCURRENCY="4") for _ in range(3)]
+    total = 150
+    task_ids = await post_tasks(
+        api.url,
+        [
+            {"user_id": "u", "content": str(i), "metadata": {"sleep_seconds": 0.5}}
+            for i in range(total)
+        ],
+    )
+    deadline = time.monotonic() + 60
+    while statuses(redis_client, task_ids).count("done") < total // 5:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    leaving, staying = workers[:2], workers[2]
+    assert all(w.metric("agentprod_deliveries_total", 'step="run"') > 0 for w in leaving)
+    assert "running" in statuses(redis_client, task_ids)  # in the middle of the work
+    assert [w.terminate(timeout=30) for w in leaving] == [0, 0]  # drained, clean exit
+
+    final = wait_for_status(redis_client, task_ids, {"done"}, timeout=120)
+    assert final.count("done") == total, staying.tail()
+    attempts = [record(redis_client, t)["attempts"] for t in task_ids]
+    assert set(attempts) == {"1"}  # nothing a leaving worker started was run again
+    results = await read_results(
+        endpoint=rocketmq.endpoint,
+        group=names.downstream_group,
+        topic=names.result_topic,
+        expect=total,
+    )
+    assert sorted(r["task_id"] for r in results) == sorted(task_ids)  # one each
+    assert staying.terminate() == 0
