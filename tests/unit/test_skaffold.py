@@ -4,8 +4,10 @@ There is no skaffold binary here; `python -m harness schemas` (`make system-deps
 schema from skaffold's Go module into the cache. The file and each profile with its JSON
 patches applied must validate (the schema forbids unknown fields, so a typo fails); the helm
 release must set the chart's image values from the artifacts skaffold built; the kind profile
-must keep images local and deploy them by tag. `helm template` then renders the chart with the
---set flags skaffold would pass (fake build outputs in the templates), for both set-ups.
+must keep images local and deploy them by tag, and keep its pipeline out of the release that
+holds the CRD (a first install of both in one release fails on a cluster without the CRD).
+`helm template` then renders each release with the --set flags skaffold would pass (fake build
+outputs in the templates), for both set-ups.
 """
 
 from __future__ import annotations
@@ -13,18 +15,29 @@ from __future__ import annotations
 import copy
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import jsonpatch
 import jsonschema
 import pytest
 import yaml
 from harness import paths, schemas
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.chart.charts import ROOT, env_of
+from tests.chart.skaffold import (
+    DIGEST,
+    TEMPLATE,
+    install_order,
+    load,
+    release,
+    releases,
+    set_flags,
+    with_profile,
+)
+
 CHART = "charts/agentprod"
-TEMPLATE = re.compile(r"\{\{\s*\.IMAGE_(REPO|TAG|DIGEST)_(\w+)\s*\}\}")
+MAIN = "agentprod"  # CRD, operator, API and (kind) the dev Redis and RocketMQ
+PIPELINES = "agentprod-pipelines"  # kind: the pipelines alone
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +48,11 @@ def validator() -> jsonschema.Draft7Validator:
 
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
-    return loaded
-
-
-def with_profile(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """The config as `skaffold -p name` sees it (this file's profiles only use patches)."""
-    (profile,) = [item for item in config["profiles"] if item["name"] == name]
-    assert set(profile) <= {"name", "activation", "patches"}
-    base = {key: value for key, value in config.items() if key != "profiles"}
-    patched: dict[str, Any] = jsonpatch.apply_patch(copy.deepcopy(base), profile["patches"])
-    return patched
+    return load()
 
 
 def errors(validator: jsonschema.Draft7Validator, config: dict[str, Any]) -> list[str]:
     return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(config)]
-
-
-def release(config: dict[str, Any]) -> dict[str, Any]:
-    (only,) = config["deploy"]["helm"]["releases"]
-    assert isinstance(only, dict)
-    return only
 
 
 def test_api_version_is_the_cached_schemas(config: dict[str, Any]) -> None:
@@ -93,7 +90,8 @@ def test_builds_both_images_from_the_repository_root(config: dict[str, Any]) -> 
 
 
 def test_release_sets_the_chart_images_from_the_builds(config: dict[str, Any]) -> None:
-    helm = release(config)
+    assert [item["name"] for item in releases(config)] == [MAIN]
+    helm = release(config, MAIN)
     assert helm["chartPath"] == CHART
     # skaffold's template names: the artifact's image with "/" and "-" as "_"
     artifacts = {re.sub(r"[/\-]", "_", item["image"]) for item in config["build"]["artifacts"]}
@@ -117,44 +115,39 @@ def test_kind_profile_loads_images_and_deploys_by_tag(config: dict[str, Any]) ->
     kind = with_profile(config, "kind")
     assert kind["build"]["local"]["push"] is False
     assert kind["deploy"]["kubeContext"] == "kind-agentprod"
-    helm = release(kind)
-    # local images have no registry digest: `tag@` would be an invalid reference
-    assert all("DIGEST" not in value for value in helm["setValueTemplates"].values())
-    assert helm["setValues"]["image.pullPolicy"] == "IfNotPresent"
-    assert helm["setValues"]["operator.image.pullPolicy"] == "IfNotPresent"
-    assert release(config)["setValueTemplates"]["image.tag"].endswith("DIGEST_agentprod}}")
+    assert {item["name"] for item in releases(kind)} == {MAIN, PIPELINES}
+    for helm in releases(kind):
+        # local images have no registry digest: `tag@` would be an invalid reference
+        assert all("DIGEST" not in value for value in helm["setValueTemplates"].values())
+        assert helm["setValueTemplates"]["image.tag"] == "{{.IMAGE_TAG_agentprod}}"
+        assert helm["setValues"]["image.pullPolicy"] == "IfNotPresent"
+    assert release(kind, MAIN)["setValues"]["operator.image.pullPolicy"] == "IfNotPresent"
+    assert release(config, MAIN)["setValueTemplates"]["image.tag"].endswith("DIGEST_agentprod}}")
 
 
-# What a build hands the templates: IMAGE_TAG is the tag alone; local (kind) builds get their
-# image ID as tag and have no registry digest.
-DIGEST = "sha256:" + "ab" * 32
-BUILT = {
-    "IMAGE_REPO_agentprod": "registry.test/agentprod",
-    "IMAGE_TAG_agentprod": "3f2c9a1",
-    "IMAGE_DIGEST_agentprod": DIGEST,
-    "IMAGE_REPO_agentprod_operator": "registry.test/agentprod-operator",
-    "IMAGE_TAG_agentprod_operator": "3f2c9a1",
-    "IMAGE_DIGEST_agentprod_operator": DIGEST,
-}
+def test_kind_profile_installs_the_pipelines_after_the_crd(config: dict[str, Any]) -> None:
+    kind = with_profile(config, "kind")
+    # installed after the release with the CRD and the operator (dependsOn)...
+    assert install_order(kind) == [MAIN, PIPELINES]
+    # ...and deleted before it, while the operator still runs to release their finalizers
+    assert [item["name"] for item in releases(kind)] == [PIPELINES, MAIN]
+    pipelines = release(kind, PIPELINES)
+    assert pipelines["chartPath"] == CHART
+    assert pipelines["namespace"] == release(kind, MAIN)["namespace"]
+    assert {
+        key: pipelines["setValues"][key]
+        for key in ("crds.install", "operator.enabled", "api.enabled")
+    } == {"crds.install": False, "operator.enabled": False, "api.enabled": False}
+    assert not any(key.startswith("pipelines") for key in release(kind, MAIN)["setValues"])
 
 
-def helm_template(config: dict[str, Any]) -> list[dict[str, Any]]:
+def helm_template(config: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """`helm template` with the --set flags skaffold's helm deployer passes for the release."""
     from harness.kubernetes import ensure_binaries
 
-    helm = release(config)
-    flags = [
-        f"{key}={str(value).lower() if isinstance(value, bool) else value}"
-        for key, value in sorted(helm["setValues"].items())
-    ]
-    flags += [
-        f"{key}={TEMPLATE.sub(lambda m: BUILT[f'IMAGE_{m[1]}_{m[2]}'], value)}"
-        for key, value in sorted(helm["setValueTemplates"].items())
-    ]
+    helm = release(config, name)
     argv = [str(ensure_binaries() / "helm"), "template", helm["name"], str(ROOT / CHART)]
-    argv += [f"--namespace={helm['namespace']}"]
-    for flag in flags:
-        argv += ["--set", flag]
+    argv += [f"--namespace={helm['namespace']}", *set_flags(helm)]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
@@ -169,27 +162,31 @@ def containers(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
+def kinds(objects: list[dict[str, Any]]) -> list[str]:
+    return [obj["kind"] for obj in objects]
+
+
 def test_chart_renders_the_built_images(config: dict[str, Any]) -> None:
-    objects = helm_template(config)
+    objects = helm_template(config, MAIN)
     images = {name: item["image"] for name, item in containers(objects).items()}
     assert images == {
         "agentprod": f"registry.test/agentprod:3f2c9a1@{DIGEST}",
         "agentprod-operator": f"registry.test/agentprod-operator:3f2c9a1@{DIGEST}",
     }
-    assert [obj["kind"] for obj in objects].count("CustomResourceDefinition") == 1
+    assert kinds(objects).count("CustomResourceDefinition") == 1
+    assert "AgentPipeline" not in kinds(objects)
 
 
 def test_chart_renders_the_kind_profile(config: dict[str, Any]) -> None:
     kind = with_profile(config, "kind")
-    objects = helm_template(kind)
+    objects = helm_template(kind, MAIN)
+    assert kinds(objects).count("CustomResourceDefinition") == 1
+    assert "AgentPipeline" not in kinds(objects)
     built = containers(objects)
     assert built["agentprod"]["image"] == "registry.test/agentprod:3f2c9a1"
     assert built["agentprod-operator"]["image"] == "registry.test/agentprod-operator:3f2c9a1"
     assert {item["imagePullPolicy"] for item in built.values()} == {"IfNotPresent"}
     assert {"redis", "rocketmq"} <= set(built)  # the chart's dev services
-    (pipeline,) = [obj for obj in objects if obj["kind"] == "AgentPipeline"]
-    assert pipeline["metadata"]["name"] == "price-alerts"
-    assert pipeline["spec"]["worker"]["image"] == "registry.test/agentprod:3f2c9a1"
     (forward,) = kind["portForward"]
     services = {
         (obj["metadata"]["name"], obj["metadata"]["namespace"]): obj
@@ -198,3 +195,49 @@ def test_chart_renders_the_kind_profile(config: dict[str, Any]) -> None:
     }
     service = services[(forward["resourceName"], forward["namespace"])]
     assert forward["port"] in [port["port"] for port in service["spec"]["ports"]]
+
+
+def test_kind_pipeline_release_holds_the_pipeline_alone(config: dict[str, Any]) -> None:
+    kind = with_profile(config, "kind")
+    objects = helm_template(kind, PIPELINES)
+    assert kinds(objects) == ["AgentPipeline"]  # no CRD, no Deployments, no Services
+    (pipeline,) = objects
+    assert pipeline["metadata"]["name"] == "price-alerts"
+    assert pipeline["metadata"]["namespace"] == release(kind, MAIN)["namespace"]
+    assert pipeline["spec"]["worker"]["image"] == "registry.test/agentprod:3f2c9a1"
+    assert pipeline["spec"]["worker"]["imagePullPolicy"] == "IfNotPresent"
+    assert pipeline["spec"]["topics"]["request"]["name"] == "TopicTest"
+    assert pipeline["spec"]["consumerGroup"]["name"] == "GID_AGENT_PYTHON"
+
+
+def test_kind_pipeline_uses_the_dev_services_of_the_main_release(config: dict[str, Any]) -> None:
+    kind = with_profile(config, "kind")
+    main = helm_template(kind, MAIN)
+    (pipeline,) = helm_template(kind, PIPELINES)
+    services = {
+        obj["metadata"]["labels"]["app.kubernetes.io/component"]: obj
+        for obj in main
+        if obj["kind"] == "Service"
+    }
+
+    def points_at(address: str, component: str) -> None:
+        parts = urlsplit(address if "://" in address else f"//{address}")
+        service = services[component]
+        namespace = service["metadata"]["namespace"]
+        assert parts.hostname == f"{service['metadata']['name']}.{namespace}.svc", address
+        assert parts.port in [port["port"] for port in service["spec"]["ports"]], address
+
+    spec = pipeline["spec"]
+    points_at(spec["redis"]["url"], "redis")
+    points_at(spec["rocketmq"]["endpoint"], "rocketmq")
+    points_at(spec["rocketmq"]["nameServer"], "rocketmq")
+    # the same addresses the API of the main release is given
+    (api,) = [
+        obj for obj in main if obj["kind"] == "Deployment" and "-api" in obj["metadata"]["name"]
+    ]
+    env = env_of(api["spec"]["template"]["spec"]["containers"][0])
+    assert (spec["redis"]["url"], spec["rocketmq"]["endpoint"], spec["rocketmq"]["nameServer"]) == (
+        env["REDIS_URL"],
+        env["MQ_ENDPOINT"],
+        env["MQ_NAMESRV"],
+    )
