@@ -2,8 +2,9 @@
 
 `helm template` (the cached helm of the harness) renders charts/agentprod with the
 Application's valuesObject, as Argo CD's repo server would: the chart's strict values schema
-accepts them, the CRD comes in wave -1 and the pipelines in wave 1, and each pipeline's spec
-is one the operator accepts. The sync policy is the documented one (docs/argocd.md).
+accepts them, the CRD comes in wave -1, the operator in 0, the pipelines in 1 and the API in 2
+(its readiness needs the pipelines' topics), and each pipeline's spec is one the operator
+accepts. The sync policy is the documented one (docs/argocd.md).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def test_sync_policy(application: dict[str, Any]) -> None:
     assert "resources-finalizer.argocd.argoproj.io" in application["metadata"]["finalizers"]
 
 
-def test_crd_before_operator_before_pipelines(rendered: list[dict[str, Any]]) -> None:
+def test_crd_then_operator_then_pipelines_then_api(rendered: list[dict[str, Any]]) -> None:
     def waves(kind: str, name: str | None = None) -> set[int]:
         return {
             wave(obj)
@@ -79,7 +80,9 @@ def test_crd_before_operator_before_pipelines(rendered: list[dict[str, Any]]) ->
     (crd,) = waves("CustomResourceDefinition")
     (operator,) = waves("Deployment", "agentprod-operator")
     (pipelines,) = waves("AgentPipeline")
-    assert (crd, operator, pipelines) == (-1, 0, 1)
+    # last: the API's /readyz needs the topics the operator creates for the pipelines
+    (api,) = waves("Deployment", "agentprod-api") | waves("Service", "agentprod-api")
+    assert (crd, operator, pipelines, api) == (-1, 0, 1, 2)
 
 
 def test_pipelines_are_valid_specs(rendered: list[dict[str, Any]]) -> None:

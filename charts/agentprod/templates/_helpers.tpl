@@ -114,6 +114,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/*
+Annotations of the API's objects (Deployment, Service, Ingress, HPA, PDB): Argo CD sync wave 2,
+after the pipelines (wave 1), because /readyz needs the RocketMQ topics that the operator
+creates for them. Call with (dict "extra" <annotations from values>); a wave given there wins.
+*/}}
+{{- define "agentprod.api.annotations" -}}
+{{- merge (dict) (.extra | default (dict)) (dict "argocd.argoproj.io/sync-wave" "2") | toYaml }}
+{{- end }}
+
 {{/* The restricted pod security of the operator and the API. */}}
 {{- define "agentprod.podSecurityContext" -}}
 {{- toYaml .Values.podSecurityContext }}
