@@ -4,6 +4,12 @@ The client is synchronous and runs its own I/O thread; every call here goes thro
 API and `asyncio.wrap_future`, so nothing blocks the event loop. Start-up runs in a thread under
 a timeout because the client can wait forever for settings when the proxy is unreachable, and a
 failed client is replaced on the next use (a client cannot be restarted).
+
+Sends are the hot path of the API and the worker, so the publisher keeps the official producer
+for its session (settings handshake, heartbeats, routes, signing) but sends over its own
+`grpc.aio` channel on the caller's event loop — no hop to the client's I/O thread and back — and
+group-commits concurrent sends to one topic into one `SendMessage` request (the proxy writes
+them as one batch: all stored or none). Profile and figures: docs/benchmarks.md "Hot-path work".
 """
 
 from __future__ import annotations
@@ -17,21 +23,44 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 from rocketmq import (  # the client ships no type information
     ClientConfiguration,
     Credentials,
     FilterExpression,
-    Message,
     Producer,
     SimpleConsumer,
 )
+from rocketmq.grpc_protocol import (
+    AckMessageEntry,
+    AckMessageRequest,
+    Code,
+    Encoding,
+    MessageType,
+    MessagingServiceStub,
+    SendMessageRequest,
+)
+from rocketmq.v5.util import MessageIdCodec, Misc
 
 from agentprod.broker.base import BrokerUnavailable, Delivery, Outgoing
+from agentprod.broker.batching import GroupCommit
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 20.0
 RESTART_INTERVAL_SECONDS = 2.0
+SEND_ATTEMPTS = 3  # as the official client: a failed request is retried twice
+BATCH_MAX_MESSAGES = 64
+BATCH_MAX_BYTES = 1 << 20  # well under the broker's 4 MiB maxMessageSize for a batch
+BATCH_IN_FLIGHT = 2  # requests per topic in flight; later sends wait and leave together
+_RETRIED_CODES = frozenset(
+    {Code.INTERNAL_ERROR, Code.INTERNAL_SERVER_ERROR, Code.PROXY_TIMEOUT, Code.HA_NOT_AVAILABLE}
+)
+_CHANNEL_OPTIONS = [  # the official client's channel options
+    ("grpc.enable_retries", 0),
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+]
 
 
 def configuration(
@@ -98,13 +127,24 @@ class RocketMQPublisher:
 
     def __init__(self, *, config: Any, endpoint: str, topics: tuple[str, ...]) -> None:
         self._config = config
-        # The client retries a send 3 times, each bounded by the request timeout.
-        self._send_limit = 3.0 * config.request_timeout + 2.0
+        # Up to SEND_ATTEMPTS requests, each bounded by the request timeout.
+        self._send_limit = SEND_ATTEMPTS * config.request_timeout + 2.0
         self._endpoint = endpoint
         self._topics = topics
         self._producer: Any = None
         self._lock = asyncio.Lock()
         self._last_attempt = 0.0
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: Any = None
+        self._ids = MessageIdCodec()
+        self._born_host = str(Misc.get_local_ip())
+        self._batches: GroupCommit[str, Outgoing, str] = GroupCommit(
+            self._send_batch,
+            size=lambda message: len(message.body),
+            max_items=BATCH_MAX_MESSAGES,
+            max_bytes=BATCH_MAX_BYTES,
+            max_in_flight=BATCH_IN_FLIGHT,
+        )
 
     async def start(self) -> None:
         async with self._lock:
@@ -128,20 +168,67 @@ class RocketMQPublisher:
             return self._producer
 
     async def send(self, message: Outgoing) -> str:
+        """Publish (possibly batched with concurrent sends to the same topic); the message id."""
+        await self._ensure()
+        return await self._batches.submit(message.topic, message)
+
+    async def _send_batch(self, topic: str, messages: list[Outgoing]) -> list[str]:
         producer = await self._ensure()
-        outgoing = Message()
-        outgoing.topic = message.topic
-        outgoing.body = message.body
-        outgoing.keys = message.key
-        outgoing.tag = message.tag
-        for name, value in message.properties.items():
-            outgoing.add_property(name, value)
-        try:
-            future = producer.send_async(outgoing)
-        except Exception as error:  # refused before sending (route, message type)
-            raise BrokerUnavailable(f"send to {message.topic} failed: {error}") from error
-        receipt = await _settle(future, seconds=self._send_limit, what=f"send to {message.topic}")
-        return str(receipt.message_id)
+        if self._stub is None:
+            # Created here, on the loop that sends (a grpc.aio channel belongs to one loop).
+            self._channel = grpc.aio.insecure_channel(
+                self._config.rpc_endpoints.facade, options=_CHANNEL_OPTIONS
+            )
+            self._stub = MessagingServiceStub(self._channel)
+        request, ids = self._request(topic, messages)
+        deadline = time.monotonic() + self._send_limit
+        what = f"send of {len(messages)} message(s) to {topic}"
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            timeout = min(float(self._config.request_timeout), deadline - time.monotonic())
+            try:
+                answer = await self._stub.SendMessage(
+                    request, metadata=producer.sign(), timeout=max(timeout, 0.1)
+                )
+            except grpc.aio.AioRpcError as error:
+                problem = f"{error.code().name}: {error.details()}"
+            else:
+                code = answer.status.code
+                if code == Code.OK:
+                    return ids
+                problem = f"{Code.Name(code)}: {answer.status.message}"
+                if code not in _RETRIED_CODES:
+                    break
+            if attempt < SEND_ATTEMPTS and time.monotonic() < deadline:
+                log.debug("%s failed (attempt %d), retrying: %s", what, attempt, problem)
+                continue
+        raise BrokerUnavailable(f"{what} failed: {problem}")
+
+    def _request(self, topic: str, messages: list[Outgoing]) -> tuple[Any, list[str]]:
+        """One SendMessageRequest for `messages` (the fields the official client sets)."""
+        request = SendMessageRequest()
+        ids = []
+        born = int(time.time())
+        namespace = self._config.namespace
+        for message in messages:
+            if not message.body:
+                raise BrokerUnavailable(f"send to {topic} refused: empty body")
+            entry = request.messages.add()
+            entry.topic.name = topic
+            entry.topic.resource_namespace = namespace
+            entry.body = message.body
+            system = entry.system_properties
+            system.tag = message.tag
+            system.keys.append(message.key)
+            message_id = self._ids.next_message_id()
+            system.message_id = message_id
+            system.message_type = MessageType.NORMAL
+            system.born_timestamp.seconds = born
+            system.born_host = self._born_host
+            system.body_encoding = Encoding.IDENTITY
+            if message.properties:
+                entry.user_properties.update(message.properties)
+            ids.append(message_id)
+        return request, ids
 
     async def check(self) -> None:
         if not await asyncio.to_thread(_endpoint_reachable, self._endpoint):
@@ -149,6 +236,10 @@ class RocketMQPublisher:
         await self._ensure()
 
     async def close(self) -> None:
+        await self._batches.close()
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._stub = None
         if self._producer is not None:
             await asyncio.to_thread(_shutdown_quietly, self._producer)
             self._producer = None
@@ -177,6 +268,14 @@ class RocketMQConsumer:
             max_workers=threads, thread_name_prefix=f"rocketmq-{group}"
         )
         self._consumer: Any = None
+        self._stub: Any = None
+        self._channel: grpc.aio.Channel | None = None
+        self._acks: GroupCommit[str, Any, str] = GroupCommit(
+            self._ack_batch,
+            size=lambda _: 1,
+            max_items=BATCH_MAX_MESSAGES,
+            max_in_flight=BATCH_IN_FLIGHT,
+        )
 
     async def start(self) -> None:
         consumer = SimpleConsumer(
@@ -206,7 +305,50 @@ class RocketMQConsumer:
         return [_delivery(message) for message in messages]
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._call(self._client().ack, delivery.handle, what="ack")
+        """Ack; concurrent acks of one topic share one AckMessage request (group commit)."""
+        message: Any = delivery.handle
+        problem = await self._acks.submit(str(message.topic), message)
+        if problem:
+            raise BrokerUnavailable(f"ack on {self._topic} failed: {problem}")
+
+    async def _ack_batch(self, topic: str, messages: list[Any]) -> list[str]:
+        """One AckMessage request for `messages`; per message "" or what went wrong."""
+        consumer = self._client()
+        if self._stub is None:  # on the loop that acks (a grpc.aio channel belongs to one loop)
+            self._channel = grpc.aio.insecure_channel(
+                self._config.rpc_endpoints.facade, options=_CHANNEL_OPTIONS
+            )
+            self._stub = MessagingServiceStub(self._channel)
+        namespace = self._config.namespace
+        request = AckMessageRequest()
+        request.group.name = self._group
+        request.group.resource_namespace = namespace
+        request.topic.name = topic
+        request.topic.resource_namespace = namespace
+        for message in messages:
+            entry = AckMessageEntry()
+            entry.message_id = message.message_id
+            entry.receipt_handle = message.receipt_handle
+            request.entries.append(entry)
+        try:
+            answer = await self._stub.AckMessage(
+                request, metadata=consumer.sign(), timeout=float(self._config.request_timeout)
+            )
+        except grpc.aio.AioRpcError as error:
+            raise BrokerUnavailable(
+                f"ack on {topic}: {error.code().name}: {error.details()}"
+            ) from None
+        if answer.status.code == Code.OK:
+            return [""] * len(messages)
+        by_id = {
+            entry.message_id: f"{Code.Name(entry.status.code)}: {entry.status.message}"
+            for entry in answer.entries
+            if entry.status.code != Code.OK
+        }
+        overall = f"{Code.Name(answer.status.code)}: {answer.status.message}"
+        if answer.status.code != Code.MULTIPLE_RESULTS:
+            return [overall] * len(messages)
+        return [by_id.get(message.message_id, "") for message in messages]
 
     async def change_invisible(self, delivery: Delivery, *, seconds: float) -> None:
         whole = max(0, round(seconds))
@@ -236,6 +378,10 @@ class RocketMQConsumer:
             raise BrokerUnavailable(f"{what} on {self._topic} failed: {error}") from error
 
     async def close(self) -> None:
+        await self._acks.close()
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._stub = None
         if self._consumer is not None:
             await asyncio.to_thread(_shutdown_quietly, self._consumer)
             self._consumer = None
