@@ -5,7 +5,11 @@
   AgentPipeline CRD's own validation of the rendered pipelines;
 - `helm install` adopts the session's CRD and creates the operator and API Deployments and the
   pipelines; `helm upgrade` rolls a new image into all of them and drops a removed pipeline;
-  `helm uninstall` removes the workloads and keeps the CRD (`helm.sh/resource-policy: keep`).
+  `helm uninstall` removes the workloads and keeps the CRD (`helm.sh/resource-policy: keep`);
+- skaffold's `kind` profile: its two releases installed in skaffold's order with the `--set`
+  flags it passes, the CRD and the workloads in the first, the pipeline alone in the second.
+  (The session's CRD already exists, so this shows that both install, not the fresh-cluster
+  failure that splitting them avoids; tests/unit/test_skaffold.py checks that split.)
 
 Pods stay Pending (no kubelet): assertions are on the objects.
 """
@@ -23,6 +27,7 @@ import pytest
 import yaml
 from harness.kubernetes import ControlPlane
 
+from tests.chart import skaffold
 from tests.chart.charts import CHART, CI_VALUES, Chart
 
 CRD = "agentpipelines.agentprod.io"
@@ -196,4 +201,44 @@ def test_install_upgrade_uninstall(
     _helm(control_plane, helm, "uninstall", release, f"--namespace={namespace}")
     assert _get(control_plane, namespace, "deployment", "ap-agentprod-operator") is None
     assert _get(control_plane, namespace, "deployment", "ap-agentprod-api") is None
+    assert _get(control_plane, namespace, "crd", CRD) is not None, "the CRD must be kept"
+
+
+def _release_of(obj: dict[str, Any] | None) -> str | None:
+    assert obj is not None
+    annotations: dict[str, str] = obj["metadata"].get("annotations") or {}
+    return annotations.get("meta.helm.sh/release-name")
+
+
+def test_skaffold_kind_releases_install_in_order(
+    control_plane: ControlPlane, helm: Chart, namespace: str
+) -> None:
+    kind = skaffold.with_profile(skaffold.load(), "kind")
+    main, pipelines = skaffold.install_order(kind)
+    _adopt_crd(control_plane, release=main, namespace=namespace)
+    for name in (main, pipelines):
+        flags = skaffold.set_flags(skaffold.release(kind, name))
+        out = _helm(
+            control_plane, helm, "install", name, str(CHART), f"--namespace={namespace}", *flags
+        )
+        assert "STATUS: deployed" in out
+
+    for deployment in ("operator", "api", "redis", "rocketmq"):
+        found = _get(control_plane, namespace, "deployment", f"agentprod-{deployment}")
+        assert _release_of(found) == main
+    assert _release_of(_get(control_plane, namespace, "crd", CRD)) == main
+    pipeline = _get(control_plane, namespace, "agentpipeline", "price-alerts")
+    assert _release_of(pipeline) == pipelines
+    assert pipeline is not None
+    assert pipeline["spec"]["worker"]["image"] == "registry.test/agentprod:3f2c9a1"
+    assert pipeline["spec"]["redis"]["url"].startswith("redis://agentprod-redis.")
+    manifest = _helm(control_plane, helm, "get", "manifest", pipelines, f"--namespace={namespace}")
+    assert [doc["kind"] for doc in yaml.safe_load_all(manifest) if doc] == ["AgentPipeline"]
+
+    # `skaffold delete` order: the pipelines' release first, then the one with the operator
+    for item in skaffold.releases(kind):
+        _helm(control_plane, helm, "uninstall", item["name"], f"--namespace={namespace}")
+    gone = _get(control_plane, namespace, "agentpipeline", "price-alerts")
+    assert gone is None or gone["metadata"].get("deletionTimestamp")
+    assert _get(control_plane, namespace, "deployment", "agentprod-operator") is None
     assert _get(control_plane, namespace, "crd", CRD) is not None, "the CRD must be kept"
