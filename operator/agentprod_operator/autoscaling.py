@@ -71,6 +71,18 @@ async def read_sample(
     return Sample(at=now, lag=lag, in_flight=in_flight, consumed_per_second=rate)
 
 
+async def dead_letters(admin: RocketMQAdmin, *, group: str) -> int | None:
+    """Messages kept in the group's dead-letter topic (0 before the first); None if unreadable."""
+    try:
+        offsets = await admin.max_offsets(f"%DLQ%{group}")
+    except RemotingError as error:
+        log.warning("dead-letter read failed: %s", error)
+        return None
+    if offsets is None:
+        return 0  # RocketMQ creates the topic with the first dead letter
+    return sum(queue.max_offset - queue.min_offset for queue in offsets.queues)
+
+
 async def run(
     *,
     name: str,
@@ -187,6 +199,9 @@ async def _poll(
     for gauge, value in ((metrics.LAG, sample.lag), (metrics.IN_FLIGHT, sample.in_flight)):
         if value is not None:
             gauge.labels(**labels).set(value)
+    dead = await dead_letters(admin, group=spec.consumerGroup.name)
+    if dead is not None:
+        metrics.DEAD_LETTERS.labels(**labels).set(dead)
     metrics.DESIRED.labels(**labels).set(decision.replicas)
     metrics.CURRENT.labels(**labels).set(current)
     metrics.DECISIONS.labels(**labels, reason=decision.reason.value).inc()

@@ -9,6 +9,11 @@ from agentprod_operator.scaling_models import Reason
 LABELS = ["namespace", "pipeline"]
 LAG = Gauge("agentprod_pipeline_lag", "Backlog of the request topic and its retry topic.", LABELS)
 IN_FLIGHT = Gauge("agentprod_pipeline_in_flight", "Tasks running (live leases in Redis).", LABELS)
+DEAD_LETTERS = Gauge(
+    "agentprod_pipeline_dead_letters",
+    "Messages stored in the consumer group's dead-letter topic (%DLQ%<group>).",
+    LABELS,
+)
 DESIRED = Gauge("agentprod_pipeline_desired_replicas", "Replicas the scaler decided.", LABELS)
 CURRENT = Gauge("agentprod_pipeline_replicas", "Replicas of the worker Deployment.", LABELS)
 DECISIONS = Counter(

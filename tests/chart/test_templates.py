@@ -497,6 +497,7 @@ def test_alerts_and_dashboard_use_exported_metrics(chart: Chart) -> None:
         "AgentprodErrorRateHigh",
         "AgentprodSubmissionsRefused",
         "AgentprodLagGrowing",
+        "AgentprodTasksGivenUp",
         "AgentprodDeadLetters",
     }
     dashboard = json.loads(one(objects, "ConfigMap")["data"]["agentprod.json"])

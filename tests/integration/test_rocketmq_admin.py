@@ -6,7 +6,8 @@ update to 16 queues and to FIFO apply; delete -> no route, not in `topicList`. G
 Lag: N messages before any consumer -> lag N (= max offsets total, = `mqadmin consumerProgress`
 Diff total); a SimpleConsumer receives and acks k -> lag N - k, again equal to mqadmin's.
 Unreachable name server -> RemotingUnavailable naming it; signed requests work (auth off);
-missing topic -> TOPIC_NOT_EXIST.
+missing topic -> TOPIC_NOT_EXIST. Dead letters: 0 before the %DLQ% topic exists; a group
+with no retries and a consumer that never acks -> both messages counted in %DLQ%<group>.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator
 import pytest
 from agentprod_operator import remoting
 from agentprod_operator import rocketmq_models as models
+from agentprod_operator.autoscaling import dead_letters
 from agentprod_operator.rocketmq_admin import RocketMQAdmin
 from harness.rocketmq import CLUSTER, RocketMQ
 from rocketmq import (
@@ -259,3 +261,47 @@ async def test_signed_requests_work_with_auth_off(rocketmq: RocketMQ) -> None:
         await admin.delete_group(cluster=CLUSTER, group=group)
         await admin.delete_topic(cluster=CLUSTER, topic=topic)
         assert await admin.topic_route(topic) is None
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+def receive_never_ack(*, endpoint: str, group: str, topic: str, seconds: float) -> int:
+    """Keep receiving for ``seconds`` and never ack: a consumer that always fails."""
+    config = ClientConfiguration(endpoint, Credentials("", ""), request_timeout=3)
+    consumer = SimpleConsumer(config, group, {topic: FilterExpression()}, await_duration=2)
+    consumer.startup()
+    deliveries = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            try:
+                deliveries += len(consumer.receive(16, 10))
+            except Exception:  # the first receive after start can fail with a transient NPE
+                time.sleep(1)
+    finally:
+        consumer.shutdown()
+    return deliveries
+
+
+async def test_dead_letters_count_what_exhausted_its_retries(
+    admin: RocketMQAdmin, rocketmq: RocketMQ
+) -> None:
+    topic, group = unique("AdminDlq"), unique("GID_AdminDlq")
+    await admin.create_or_update_topic(cluster=CLUSTER, topic=topic, queues=1)
+    await admin.create_or_update_group(cluster=CLUSTER, group=group, max_retries=0)
+    assert await dead_letters(admin, group=group) == 0  # no %DLQ% topic yet
+
+    await asyncio.to_thread(publish, endpoint=rocketmq.endpoint, topic=topic, count=2)
+    receiving = asyncio.create_task(
+        asyncio.to_thread(
+            receive_never_ack, endpoint=rocketmq.endpoint, group=group, topic=topic, seconds=60
+        )
+    )
+    deadline = time.monotonic() + 60
+    dead = 0
+    while dead != 2 and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        dead = await dead_letters(admin, group=group) or 0
+    assert dead == 2  # no retries allowed: both went to %DLQ%<group> after one delivery
+    assert await receiving >= 2
