@@ -62,3 +62,8 @@ def renew_every(invisible_seconds: float) -> float:
 def defer_delay(*, lease_left_seconds: float, invisible_seconds: float) -> float:
     """How long to hide a delivery whose task another worker is running."""
     return min(max(1.0, lease_left_seconds + 1.0), float(invisible_seconds))
+
+
+def receive_fill(*, concurrency: int, cap: int) -> int:
+    """Free slots worth a receive of their own while other tasks run: half a full batch."""
+    return max(1, min(concurrency, cap) // 2)

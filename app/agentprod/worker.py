@@ -36,6 +36,9 @@ from agentprod.store import TaskStore
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 32
+# With only a few slots free while tasks run, wait this long for more to free up: one fuller
+# receive costs the broker proxy far less than a receive per freed slot.
+RECEIVE_LINGER_SECONDS = 0.01
 RECEIVE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
@@ -90,6 +93,10 @@ class Worker:
                 await _first_of(self._slot_freed.wait(), stop.wait())
                 self._slot_freed.clear()
                 continue
+            wanted = decisions.receive_fill(concurrency=self._options.concurrency, cap=MAX_BATCH)
+            if free < wanted and self._running:
+                await _first_of(self._slots_free(wanted), asyncio.sleep(RECEIVE_LINGER_SECONDS))
+                free = self._options.concurrency - len(self._running)
             try:
                 deliveries = await self._receive(min(free, MAX_BATCH), stop)
                 failures = 0
@@ -105,6 +112,12 @@ class Worker:
             for delivery in deliveries:
                 self._spawn(delivery)
         await self._drain()
+
+    async def _slots_free(self, wanted: int) -> None:
+        """Return once `wanted` slots are free."""
+        while self._options.concurrency - len(self._running) < wanted:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
 
     async def _receive(self, max_messages: int, stop: asyncio.Event) -> list[Delivery]:
         """Receive, but let a stop interrupt the wait; messages that still arrive go back."""

@@ -63,3 +63,11 @@ def test_defer_waits_for_the_other_lease(lease_left: float, invisible: int, dela
     assert (
         decisions.defer_delay(lease_left_seconds=lease_left, invisible_seconds=invisible) == delay
     )
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "cap", "fill"),
+    [(8, 32, 4), (1, 32, 1), (2, 32, 1), (64, 32, 16), (3, 32, 1)],
+)
+def test_receive_fill_is_half_a_batch(concurrency: int, cap: int, fill: int) -> None:
+    assert decisions.receive_fill(concurrency=concurrency, cap=cap) == fill
