@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentprod import metrics
 from agentprod.agents import registry
@@ -103,6 +103,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, limit=settings.max_content_bytes + BODY_OVERHEAD_BYTES)
+    app.add_middleware(RequestTimer)  # outermost: refused and failed requests are timed too
     _install_error_handlers(app, retry_after=settings.retry_after_seconds)
 
     @app.post(
@@ -267,6 +268,38 @@ async def _probe(name: str, check: Awaitable[None]) -> tuple[str, dict[str, Any]
     except Exception as error:
         return name, {"ok": False, "error": f"{type(error).__name__}: {error}"}
     return name, {"ok": True}
+
+
+class RequestTimer:
+    """Observe each request in agentprod_http_request_duration_seconds (pure ASGI).
+
+    The route label is the matched path template (`/tasks/{task_id}`), so ids never become
+    label values; unmatched paths count as "unmatched".
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # an exception before the answer started
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, timed_send)
+        finally:
+            route = scope.get("route")
+            metrics.HTTP_SECONDS.labels(
+                scope["method"], getattr(route, "path", "unmatched"), str(status)
+            ).observe(time.perf_counter() - started)
 
 
 class BodyLimit:

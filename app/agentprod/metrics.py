@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+HTTP_SECONDS = Histogram(
+    "agentprod_http_request_duration_seconds",
+    "API request time, from the request to the end of the answer.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 TASKS_SUBMITTED = Counter("agentprod_tasks_submitted_total", "Tasks accepted by the API (202).")
 SUBMIT_REFUSED = Counter(
     "agentprod_tasks_refused_total",

@@ -493,6 +493,7 @@ def test_alerts_and_dashboard_use_exported_metrics(chart: Chart) -> None:
     )
     rules = one(objects, "PrometheusRule")["spec"]["groups"][0]["rules"]
     assert {rule["alert"] for rule in rules} == {
+        "AgentprodResponseTimeHigh",
         "AgentprodTaskRunTimeHigh",
         "AgentprodErrorRateHigh",
         "AgentprodSubmissionsRefused",

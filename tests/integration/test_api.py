@@ -81,6 +81,25 @@ def test_unknown_task_is_404(api_url: str) -> None:
     assert answer.json()["detail"][0]["field"] == "task_id"
 
 
+def request_count(api_url: str, labels: str) -> float:
+    name = "agentprod_http_request_duration_seconds_count"
+    for line in httpx.get(f"{api_url}/metrics").text.splitlines():
+        if line.startswith(f"{name}{{{labels}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_requests_are_timed_by_route_template_and_status(api_url: str) -> None:
+    missing = 'method="GET",route="/tasks/{task_id}",status="404"'
+    refused = 'method="POST",route="/tasks",status="422"'
+    before = request_count(api_url, missing), request_count(api_url, refused)
+    for _ in range(3):
+        httpx.get(f"{api_url}/tasks/{uuid.uuid4()}")
+    httpx.post(f"{api_url}/tasks", json={"user_id": "u"})
+    after = request_count(api_url, missing), request_count(api_url, refused)
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 1)  # ids never become labels
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(home=tmp_path / "redis", port=free_port())
