@@ -254,6 +254,11 @@ class RocketMQ:
             "messageIndexEnable": "false",
             "autoCreateTopicEnable": "false",
             "autoCreateSubscriptionGroup": "true",
+            # Pop consumption (SimpleConsumer): keep each receive's checkpoint in memory until
+            # its ack, instead of writing checkpoint + ack records to the revive topic per
+            # message; acks of one request in one batch.
+            "enablePopBufferMerge": "true",
+            "enablePopBatchAck": "true",
             **self.broker_extra,
         }
         broker_conf = conf / "broker.conf"
