@@ -220,7 +220,36 @@ async def _post_all(
     return ids, sent, time.time()
 
 
+def _agentprod_finish(task_id: str, reply: Any) -> float | None:
+    """A task's finish time from its record's (status, finished_at, error); None if pending."""
+    status, done_at, error = reply
+    if status == "failed":
+        raise RuntimeError(f"agentprod task {task_id} failed: {error}")
+    return float(done_at) if status == "done" else None
+
+
 def _agentprod_finishes(url: str, ids: Sequence[str], timeout: float) -> list[float]:
+    return _finishes(
+        url,
+        ids,
+        timeout,
+        what="agentprod",
+        ask=lambda pipe, task_id: pipe.hmget(keys.task(task_id), "status", "finished_at", "error"),
+        finish=_agentprod_finish,
+    )
+
+
+def _finishes(
+    url: str,
+    ids: Sequence[str],
+    timeout: float,
+    *,
+    what: str,
+    ask: Callable[[Any, str], Any],
+    finish: Callable[[str, Any], float | None],
+) -> list[float]:
+    """Poll Redis (pipelined) until every task has a finish time; `ask` queues one task's read
+    on the pipeline, `finish` turns its reply into the time (None while pending)."""
     client = redis.Redis.from_url(url, decode_responses=True)
     finished: dict[str, float] = {}
     pending = list(ids)
@@ -228,19 +257,18 @@ def _agentprod_finishes(url: str, ids: Sequence[str], timeout: float) -> list[fl
     while pending:
         pipe = client.pipeline(transaction=False)
         for task_id in pending:
-            pipe.hmget(keys.task(task_id), "status", "finished_at", "error")
+            ask(pipe, task_id)
         still = []
-        for task_id, (status, done_at, error) in zip(pending, pipe.execute(), strict=True):
-            if status == "done":
-                finished[task_id] = float(done_at)
-            elif status == "failed":
-                raise RuntimeError(f"agentprod task {task_id} failed: {error}")
-            else:
+        for task_id, reply in zip(pending, pipe.execute(), strict=True):
+            done_at = finish(task_id, reply)
+            if done_at is None:
                 still.append(task_id)
+            else:
+                finished[task_id] = done_at
         pending = still
         if pending:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(pending)} agentprod tasks not done after {timeout}s")
+                raise TimeoutError(f"{len(pending)} {what} tasks not done after {timeout}s")
             time.sleep(POLL_SECONDS)
     client.close()
     return [finished[task_id] for task_id in ids]
@@ -324,32 +352,25 @@ class CeleryWorker:
         self._log.close()
 
 
+def _celery_finish(task_id: str, raw: Any) -> float | None:
+    """A task's `date_done` from the Redis result backend's meta; None if pending."""
+    meta = json.loads(raw) if raw else {}
+    if meta.get("status") == "FAILURE":
+        raise RuntimeError(f"celery task {task_id} failed: {meta.get('result')}")
+    if meta.get("status") == "SUCCESS":
+        return datetime.datetime.fromisoformat(meta["date_done"]).timestamp()
+    return None
+
+
 def _celery_finishes(url: str, ids: Sequence[str], timeout: float) -> list[float]:
-    client = redis.Redis.from_url(url, decode_responses=True)
-    finished: dict[str, float] = {}
-    pending = list(ids)
-    deadline = time.monotonic() + timeout
-    while pending:
-        pipe = client.pipeline(transaction=False)
-        for task_id in pending:
-            pipe.get(f"celery-task-meta-{task_id}")
-        still = []
-        for task_id, raw in zip(pending, pipe.execute(), strict=True):
-            meta = json.loads(raw) if raw else {}
-            if meta.get("status") == "SUCCESS":
-                done = datetime.datetime.fromisoformat(meta["date_done"])
-                finished[task_id] = done.timestamp()
-            elif meta.get("status") == "FAILURE":
-                raise RuntimeError(f"celery task {task_id} failed: {meta.get('result')}")
-            else:
-                still.append(task_id)
-        pending = still
-        if pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(pending)} celery tasks not done after {timeout}s")
-            time.sleep(POLL_SECONDS)
-    client.close()
-    return [finished[task_id] for task_id in ids]
+    return _finishes(
+        url,
+        ids,
+        timeout,
+        what="celery",
+        ask=lambda pipe, task_id: pipe.get(f"celery-task-meta-{task_id}"),
+        finish=_celery_finish,
+    )
 
 
 def _send_all(module: ModuleType, agent: str, count: int) -> tuple[list[str], list[float], float]:
