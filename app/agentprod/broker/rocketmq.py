@@ -174,12 +174,8 @@ class RocketMQPublisher:
 
     async def _send_batch(self, topic: str, messages: list[Outgoing]) -> list[str]:
         producer = await self._ensure()
-        if self._stub is None:
-            # Created here, on the loop that sends (a grpc.aio channel belongs to one loop).
-            self._channel = grpc.aio.insecure_channel(
-                self._config.rpc_endpoints.facade, options=_CHANNEL_OPTIONS
-            )
-            self._stub = MessagingServiceStub(self._channel)
+        if self._stub is None:  # on the loop that sends (a grpc.aio channel belongs to one loop)
+            self._channel, self._stub = _messaging_stub(self._config)
         request, ids = self._request(topic, messages)
         deadline = time.monotonic() + self._send_limit
         what = f"send of {len(messages)} message(s) to {topic}"
@@ -315,10 +311,7 @@ class RocketMQConsumer:
         """One AckMessage request for `messages`; per message "" or what went wrong."""
         consumer = self._client()
         if self._stub is None:  # on the loop that acks (a grpc.aio channel belongs to one loop)
-            self._channel = grpc.aio.insecure_channel(
-                self._config.rpc_endpoints.facade, options=_CHANNEL_OPTIONS
-            )
-            self._stub = MessagingServiceStub(self._channel)
+            self._channel, self._stub = _messaging_stub(self._config)
         namespace = self._config.namespace
         request = AckMessageRequest()
         request.group.name = self._group
@@ -386,6 +379,12 @@ class RocketMQConsumer:
             await asyncio.to_thread(_shutdown_quietly, self._consumer)
             self._consumer = None
         self._threads.shutdown(wait=False)
+
+
+def _messaging_stub(config: Any) -> tuple[grpc.aio.Channel, Any]:
+    """Our own channel to the proxy (the official client's options) and its messaging stub."""
+    channel = grpc.aio.insecure_channel(config.rpc_endpoints.facade, options=_CHANNEL_OPTIONS)
+    return channel, MessagingServiceStub(channel)
 
 
 def _delivery(message: Any) -> Delivery:
