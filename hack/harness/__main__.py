@@ -1,5 +1,6 @@
 """CLI for the developer services: ``PYTHONPATH=hack python -m harness up|down|status|jars|deps``
-(and ``schemas``: the JSON schemas the unit tests validate against).
+(and ``schemas``: the JSON schemas the unit tests validate against; ``llm-deps|llm-up|llm-down``:
+the local llama.cpp model server, see harness/llm.py).
 
 ``up`` prints the endpoints on stdout in ``.env`` syntax (progress goes to stderr), so
 ``python -m harness up > .env.local`` works. State lives in ``<repo>/.cache/services``.
@@ -150,6 +151,28 @@ def cmd_control_plane() -> None:
     print(ensure_binaries())
 
 
+def cmd_llm(action: str) -> None:
+    """llm-deps: build/cache the model server and model; llm-up/llm-down: run it (127.0.0.1)."""
+    from harness import llm
+
+    if action == "llm-deps":
+        wheel, model = llm.ensure_all(cache_dir())
+        print(f"llama-cpp-python-wheel {wheel}")
+        print(f"model {model}")
+        return
+    if action == "llm-down":
+        llm.LlamaServer(home=state_dir() / "llm", model=Path("/nonexistent")).stop()
+        _say("llm server stopped")
+        return
+    llm.ensure_server_installed(cache_dir())
+    server = llm.local_server(state=state_dir(), cache=cache_dir())
+    started = time.monotonic()
+    server.start()
+    _say(f"llm server ready on {server.base_url} in {time.monotonic() - started:.1f}s")
+    for line in llm.env_lines(server):
+        print(line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
@@ -165,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cluster-down",
             "control-plane",
             "schemas",
+            "llm-deps",
+            "llm-up",
+            "llm-down",
         ),
     )
     args = parser.parse_args(argv)
@@ -185,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_control_plane()
         elif args.command == "schemas":
             cmd_schemas()
+        elif args.command.startswith("llm-"):
+            cmd_llm(args.command)
         else:
             cmd_jars()
     except ServiceError as exc:
