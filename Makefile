@@ -10,7 +10,7 @@ HARNESS := PYTHONPATH=hack $(BIN)/python -m harness
 
 .PHONY: dev test install system-deps lint typecheck unit integration e2e services-up \
         services-down services-status cluster-up cluster-down operator bench bench-celery \
-        bench-load clean chart chart-sync
+        bench-load clean chart chart-sync llm-up llm-down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,7 @@ system-deps: install
 	$(HARNESS) deps
 	$(HARNESS) control-plane
 	$(HARNESS) schemas
+	$(HARNESS) llm-deps
 
 lint: install
 	$(BIN)/ruff check .
@@ -61,6 +62,14 @@ services-down: install
 
 services-status: install
 	$(HARNESS) status
+
+## A real OpenAI-compatible model server (llama.cpp + SmolLM2-135M) on 127.0.0.1:8088; prints
+## the OPENAI_BASE_URL and model variables to export (`make llm-up > .env.llm`).
+llm-up: install
+	@$(HARNESS) llm-up
+
+llm-down: install
+	@$(HARNESS) llm-down
 
 ## Local control plane (etcd + kube-apiserver + kube-controller-manager) on 127.0.0.1 with the
 ## CRD installed; kubeconfig at .cache/cluster/kubeconfig.
