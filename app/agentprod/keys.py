@@ -19,3 +19,28 @@ def running(group: str) -> str:
     The operator counts it as the pipeline's in-flight work.
     """
     return f"{PREFIX}:running:{group}"
+
+
+def llm_cache_prefix() -> str:
+    """Prefix of the response cache's entries: `<prefix><sha256 hex>` strings with a TTL."""
+    return f"{PREFIX}:llm:cache:"
+
+
+def llm_cache_lru() -> str:
+    """Sorted set of cache digests scored by last use (ms): the LRU order of the entries."""
+    return f"{PREFIX}:llm:cache-lru"
+
+
+def llm_cache_stats() -> str:
+    """Hash of the response cache's counters: hits, misses, writes, evictions."""
+    return f"{PREFIX}:llm:cache-stats"
+
+
+def llm_usage() -> str:
+    """Hash of per-model call counters, fields `<model>|calls`, `<model>|cost_usd`, ..."""
+    return f"{PREFIX}:llm:usage"
+
+
+def llm_rate(model: str, window: int) -> str:
+    """Hash of one model's requests and tokens in one minute window (expires after it)."""
+    return f"{PREFIX}:llm:rate:{model}:{window}"
