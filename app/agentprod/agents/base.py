@@ -40,3 +40,15 @@ class AgentError(Exception):
 
 class PermanentAgentError(AgentError):
     """A failure retrying cannot fix (bad input): the task fails without further attempts."""
+
+
+class RetryLater(AgentError):
+    """A failure to retry after a given wait (a provider's 429/503 Retry-After, a rate limit).
+
+    The worker puts the task back for `after_seconds` (the message's invisible duration)
+    instead of its exponential backoff, so no worker slot is held while waiting.
+    """
+
+    def __init__(self, message: str, *, after_seconds: float) -> None:
+        super().__init__(message)
+        self.after_seconds = after_seconds
