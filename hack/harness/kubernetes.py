@@ -1,10 +1,14 @@
-"""A local Kubernetes control plane without Docker: etcd + kube-apiserver + kube-controller-manager.
+"""A local Kubernetes control plane without Docker: etcd + kube-apiserver + kube-controller-manager
+(+ kube-scheduler when it serves a real node, see :mod:`harness.node`).
 
 The binaries are built from the Go module proxy by `hack/build-control-plane.sh` and cached
 under the cache dir, keyed by version. Flags follow controller-runtime's envtest: 127.0.0.1
 only, RBAC on, a client-certificate admin user (CN=admin, O=system:masters), service-account
 keys, and kube-controller-manager for Deployments → ReplicaSets → Pods and garbage collection.
-No scheduler or kubelet runs, so Pods stay Pending: nothing here waits for rollouts.
+Without a node (``node=False``) no scheduler or kubelet runs, so Pods stay Pending. With
+``node=True`` kube-apiserver listens on the node's bridge address instead (pods reach it there
+through the ``kubernetes`` Service), the ServiceAccount admission plugin mounts tokens, and the
+controller manager also runs the node-lifecycle, endpoint(slice) and pod-GC controllers.
 """
 
 from __future__ import annotations
@@ -49,13 +53,32 @@ CONTROLLERS = ",".join(
         "root-ca-certificate-publisher-controller",
     ]
 )
+NODE_CONTROLLERS = ",".join(
+    [
+        "node-lifecycle-controller",
+        "taint-eviction-controller",
+        "endpoints-controller",
+        "endpointslice-controller",
+        "endpointslice-mirroring-controller",
+        "pod-garbage-collector-controller",
+        "disruption-controller",
+        "job-controller",
+        "ttl-after-finished-controller",
+    ]
+)
+SERVICE_CIDR = "10.0.0.0/24"
+COMPONENTS = ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
 
 
-def ensure_binaries() -> Path:
-    """Build (once) or reuse the cached control-plane binaries; returns their folder."""
+def ensure_binaries(*, node: bool = True) -> Path:
+    """Build (once) or reuse the cached control-plane binaries; returns their folder.
+
+    ``node`` also builds what a real node runs (kubelet, kube-scheduler, kube-proxy, coredns).
+    """
     env = os.environ | {"AGENTPROD_CACHE": str(paths.cache_dir())}
+    what = "all" if node else "control-plane"
     done = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], env=env, capture_output=True, text=True, check=False
+        ["bash", str(BUILD_SCRIPT), what], env=env, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         raise ServiceError(f"building the control plane failed:\n{done.stderr[-4000:]}")
@@ -65,10 +88,20 @@ def ensure_binaries() -> Path:
 class ControlPlane:
     """etcd + kube-apiserver (+ kube-controller-manager) rooted at `home`."""
 
-    def __init__(self, *, home: Path, bin_dir: Path, controller_manager: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        home: Path,
+        bin_dir: Path,
+        controller_manager: bool = True,
+        node_address: str | None = None,
+    ) -> None:
         self.home = home.resolve()
         self.bin_dir = bin_dir
         self.controller_manager = controller_manager
+        # With a node: kube-apiserver on the bridge address, scheduler, node controllers.
+        self.node_address = node_address
+        self.host = node_address or HOST
         self.pki = self.home / "pki"
         self.kubeconfig = self.home / "kubeconfig"
         self._ports_file = self.home / "ports.json"
@@ -107,15 +140,19 @@ class ControlPlane:
                 f"--tls-private-key-file={self.pki / 'apiserver.key'}",
                 f"--client-ca-file={self.pki / 'ca.crt'}",
                 f"--secure-port={ports['apiserver']}",
-                f"--bind-address={HOST}",
-                f"--advertise-address={HOST}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                f"--bind-address={self.host}",
+                f"--advertise-address={self.host}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
                 "--authorization-mode=RBAC",
-                f"--service-account-issuer=https://{HOST}:{ports['apiserver']}/",
+                f"--service-account-issuer=https://{self.host}:{ports['apiserver']}/",
                 f"--service-account-key-file={self.pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={self.pki / 'sa.key'}",
-                "--disable-admission-plugins=ServiceAccount",
+                *(
+                    ["--kubelet-preferred-address-types=InternalIP"]
+                    if self.node_address
+                    else ["--disable-admission-plugins=ServiceAccount"]
+                ),
                 "--v=0",
             ],
         )
@@ -134,11 +171,26 @@ class ControlPlane:
                     "--leader-elect=false",
                     f"--bind-address={HOST}",
                     "--secure-port=0",
-                    f"--controllers={CONTROLLERS}",
+                    "--controllers="
+                    + (f"{CONTROLLERS},{NODE_CONTROLLERS}" if self.node_address else CONTROLLERS),
                     f"--service-account-private-key-file={self.pki / 'sa.key'}",
                     f"--root-ca-file={self.pki / 'ca.crt'}",
                     "--use-service-account-credentials=false",
                     "--concurrent-deployment-syncs=2",
+                    "--v=0",
+                ],
+            )
+        if self.node_address:
+            self._spawn(
+                "kube-scheduler",
+                [
+                    str(self.bin_dir / "kube-scheduler"),
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--authentication-kubeconfig={self.kubeconfig}",
+                    f"--authorization-kubeconfig={self.kubeconfig}",
+                    "--leader-elect=false",
+                    f"--bind-address={HOST}",
+                    f"--secure-port={free_port()}",
                     "--v=0",
                 ],
             )
@@ -149,14 +201,14 @@ class ControlPlane:
         )
 
     def stop(self) -> None:
-        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+        for name in COMPONENTS:
             pid = read_pidfile(path=self._pidfile(name))
             if pid is not None:
                 stop_process(pid=pid, timeout=30)
             self._forget(name)
 
     def kill(self) -> None:
-        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+        for name in COMPONENTS:
             pid = read_pidfile(path=self._pidfile(name))
             if pid is not None:
                 kill_process(pid=pid)
@@ -215,7 +267,7 @@ class ControlPlane:
     def _get(self, path: str) -> dict[str, object] | None:
         try:
             connection = http.client.HTTPSConnection(
-                HOST, self._port(), context=self._ssl(), timeout=5
+                self.host, self._port(), context=self._ssl(), timeout=5
             )
             connection.request("GET", path)
             answer = connection.getresponse()
@@ -249,8 +301,22 @@ class ControlPlane:
             ca=False,
             names=[
                 x509.DNSName("localhost"),
+                *(
+                    x509.DNSName(name)
+                    for name in (
+                        "kubernetes",
+                        "kubernetes.default",
+                        "kubernetes.default.svc",
+                        "kubernetes.default.svc.cluster.local",
+                    )
+                ),
                 x509.IPAddress(ipaddress.ip_address(HOST)),
                 x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                *(
+                    [x509.IPAddress(ipaddress.ip_address(self.node_address))]
+                    if self.node_address
+                    else []
+                ),
             ],
         )
         _write(self.pki / "apiserver.crt", server.public_bytes(serialization.Encoding.PEM))
@@ -293,7 +359,7 @@ class ControlPlane:
                 {
                     "name": "agentprod-local",
                     "cluster": {
-                        "server": f"https://{HOST}:{port}",
+                        "server": f"https://{self.host}:{port}",
                         "certificate-authority-data": data("ca.crt"),
                     },
                 }
