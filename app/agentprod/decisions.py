@@ -1,13 +1,13 @@
 """Pure decisions of the worker: what to do with a delivery, after a failure, and when.
 
-No I/O here, so every branch is a table-driven unit test (tests/unit/test_decisions.py).
+No I/O here, so every branch is a table-driven unit test (tests/unit/app/test_decisions.py).
 """
 
 from __future__ import annotations
 
 import enum
 
-from agentprod.store import Claim, ClaimOutcome
+from agentprod.models import Claim, ClaimOutcome
 
 MAX_RETRY_DELAY_SECONDS = 60.0
 

@@ -7,6 +7,7 @@ downstream services (key = task_id, tag = status).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from datetime import UTC, datetime
 from typing import Any
@@ -146,6 +147,35 @@ class TaskRecord(BaseModel):
             attempts=self.attempts,
             finished_at=from_epoch(self.finished_at or self.created_at),
         )
+
+
+class ClaimOutcome(enum.StrEnum):
+    """What a claim attempt found."""
+
+    CLAIMED = "claimed"  # this worker now runs the task
+    FINISHED = "finished"  # done or failed already: a duplicate or late redelivery
+    BUSY = "busy"  # another worker holds a live lease
+    MISSING = "missing"  # no record: expired, or its submission was refused (503)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """What `TaskStore.claim` found and did; `decisions.step_for` turns it into a step."""
+
+    outcome: ClaimOutcome
+    attempts: int
+    result_published: bool
+    lease_until: float = 0.0  # epoch seconds; set when CLAIMED or BUSY
+
+
+@dataclasses.dataclass(frozen=True)
+class Created:
+    """Result of `TaskStore.create`."""
+
+    task_id: str
+    created: bool  # False: the Idempotency-Key was seen before (task_id is the earlier task)
+    fingerprint_matches: bool = True
+    confirmed: bool = True  # False: the earlier request with this key is still being submitted
 
 
 def from_epoch(seconds: float) -> datetime:

@@ -9,17 +9,14 @@ import contextlib
 import gc
 import logging
 import signal
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import uvicorn
 import uvloop
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agentprod import health
 from agentprod import store as stores
 from agentprod.agents.registry import AgentPool
 from agentprod.api import Services, create_app
@@ -88,11 +85,8 @@ def run_api(settings: Settings) -> None:
 
 def run_dev(settings: Settings) -> None:
     """`agentprod dev`: API and worker in one process on the embedded broker and store."""
-    import fakeredis  # only the embedded mode needs it
-
     broker = MemoryBroker(max_retries=settings.mq_max_retries)
-    server = fakeredis.FakeServer()
-    store = stores.TaskStore(fakeredis.FakeAsyncRedis(server=server), group=settings.mq_group_agent)
+    store = stores.TaskStore(stores.embedded(), group=settings.mq_group_agent)
     services = Services(settings=settings, store=store, publisher=broker.publisher())
     consumer = broker.consumer(
         group=settings.mq_group_agent,
@@ -144,7 +138,7 @@ async def _worker_main(settings: Settings) -> int:
     worker = _worker(
         settings, consumer=consumer, publisher=services.publisher, store=services.store
     )
-    async with _health_server(settings, worker):
+    async with health.serving(settings, worker):
         await _start_with_retry(consumer.start, stop, what="consumer")
         await _start_with_retry(services.publisher.start, stop, what="producer")
         if not stop.is_set():
@@ -188,61 +182,6 @@ async def _start_with_retry(start: Callable[[], Any], stop: asyncio.Event, *, wh
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, 30.0)
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to its host process."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _health_server(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[None]:
-    """Liveness (`/healthz`: the receive loop ticked recently) and `/metrics` for the worker."""
-    stale_after = max(
-        60.0, 3.0 * (settings.worker_await_seconds + settings.mq_request_timeout_seconds)
-    )
-    app = FastAPI(title="agentprod worker", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
-        age = time.monotonic() - worker.last_heartbeat
-        alive = age < stale_after or worker.stopping
-        body = {
-            "status": "ok" if alive else "stalled",
-            "loop_age_seconds": round(age, 1),
-            "in_flight": worker.in_flight,
-            "stopping": worker.stopping,
-        }
-        return JSONResponse(body, status_code=200 if alive else 503)
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @contextlib.asynccontextmanager
-    async def running() -> AsyncIterator[None]:
-        if settings.worker_health_port == 0:
-            yield
-            return
-        config = uvicorn.Config(
-            app,
-            host=settings.worker_health_host,
-            port=settings.worker_health_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        server = _EmbeddedServer(config)
-        serving = asyncio.create_task(server.serve())
-        try:
-            yield
-        finally:
-            server.should_exit = True
-            await serving
-
-    return running()
 
 
 def _serve(app: FastAPI, settings: Settings, *, port: int) -> None:

@@ -2,23 +2,46 @@
 
 Delivery is at least once, so every state change checks the record first: a claim succeeds
 only for a `queued` task or a `running` one whose lease ran out (its worker died), and only the
-lease owner may finish or release it. Callers are the API (create/confirm/discard/get) and the
-worker (claim/renew/finish/release/mark_published); both pass in the client (real Redis or the
-embedded fakeredis).
+lease owner may finish or release it. Callers are the API (create/confirm/discard/get), the
+worker (claim/renew/finish/release/mark_published) and the operator's autoscaler (in_flight);
+they build the client with `connect` (real Redis) or `embedded` (fakeredis for `agentprod dev`).
+This is the only module that imports redis: every Redis error leaves it as `StoreUnavailable`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
 
 from agentprod import keys
-from agentprod.models import JSON, TaskRecord, TaskStatus
+from agentprod.models import JSON, Claim, ClaimOutcome, Created, TaskRecord, TaskStatus
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class StoreUnavailable(Exception):
+    """Redis could not be reached or refused the command; the API answers 503 on it."""
+
+
+def _translated(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Raise `StoreUnavailable` for any Redis error, so no caller needs to know Redis."""
+
+    @functools.wraps(call)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await call(*args, **kwargs)
+        except RedisError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+
+    return guarded
+
 
 _CREATE = """
 if KEYS[2] ~= '' then
@@ -97,33 +120,6 @@ return 1
 """
 
 
-class ClaimOutcome(enum.StrEnum):
-    """What a claim attempt found."""
-
-    CLAIMED = "claimed"  # this worker now runs the task
-    FINISHED = "finished"  # done or failed already: a duplicate or late redelivery
-    BUSY = "busy"  # another worker holds a live lease
-    MISSING = "missing"  # no record: expired, or its submission was refused (503)
-
-
-@dataclasses.dataclass(frozen=True)
-class Claim:
-    outcome: ClaimOutcome
-    attempts: int
-    result_published: bool
-    lease_until: float = 0.0  # epoch seconds; set when CLAIMED or BUSY
-
-
-@dataclasses.dataclass(frozen=True)
-class Created:
-    """Result of `TaskStore.create`."""
-
-    task_id: str
-    created: bool  # False: the Idempotency-Key was seen before (task_id is the earlier task)
-    fingerprint_matches: bool = True
-    confirmed: bool = True  # False: the earlier request with this key is still being submitted
-
-
 class TaskStore:
     """Async access to task records; one instance per process."""
 
@@ -138,12 +134,14 @@ class TaskStore:
         self._release: AsyncScript = client.register_script(_RELEASE)
         self._mark_published: AsyncScript = client.register_script(_MARK_PUBLISHED)
 
+    @_translated
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def close(self) -> None:
         await self._redis.aclose()
 
+    @_translated
     async def create(
         self,
         record: TaskRecord,
@@ -176,16 +174,19 @@ class TaskStore:
             confirmed=sent is None or _text(sent) != "0",
         )
 
+    @_translated
     async def confirm_sent(self, task_id: str) -> None:
         """Mark the record's message as handed to the broker (GET shows it from now on)."""
         await self._redis.hset(keys.task(task_id), "sent", "1")
 
+    @_translated
     async def discard_unsent(self, task_id: str, *, user_id: str, idempotency_key: str) -> bool:
         """Remove a record whose message could not be sent, unless a worker saw it already."""
         idem = keys.idempotency(user_id, idempotency_key) if idempotency_key else ""
         removed = await self._discard(keys=[keys.task(task_id), idem], args=[f"{task_id}|"])
         return bool(removed)
 
+    @_translated
     async def get(self, task_id: str) -> TaskRecord | None:
         """The record, or None when unknown or not yet sent."""
         raw = await self._redis.hgetall(keys.task(task_id))
@@ -196,6 +197,7 @@ class TaskStore:
             return None
         return _decode(fields)
 
+    @_translated
     async def claim(self, task_id: str, *, owner: str, now: float, lease_seconds: float) -> Claim:
         answer = await self._claim(
             keys=[keys.task(task_id), self._running_key],
@@ -209,6 +211,7 @@ class TaskStore:
             lease_until=int(lease_until) / 1000,
         )
 
+    @_translated
     async def renew(self, task_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
         lease = int((now + lease_seconds) * 1000)
         renewed = await self._renew(
@@ -216,6 +219,7 @@ class TaskStore:
         )
         return bool(renewed)
 
+    @_translated
     async def finish(
         self,
         task_id: str,
@@ -244,6 +248,7 @@ class TaskStore:
         )
         return bool(done)
 
+    @_translated
     async def release(self, task_id: str, *, owner: str, error: str) -> bool:
         """Put a failed attempt back to `queued` with its error, for the redelivery to claim."""
         released = await self._release(
@@ -251,9 +256,11 @@ class TaskStore:
         )
         return bool(released)
 
+    @_translated
     async def mark_published(self, task_id: str) -> None:
         await self._mark_published(keys=[keys.task(task_id)], args=[])
 
+    @_translated
     async def in_flight(self, *, now: float) -> int:
         """Tasks running with a live lease (expired leases belong to dead workers)."""
         return int(await self._redis.zcount(self._running_key, int(now * 1000), "+inf"))
@@ -268,6 +275,14 @@ def connect(url: str, *, timeout_seconds: float = 2.0) -> aioredis.Redis:
         health_check_interval=15,
         retry_on_timeout=False,
     )
+    return client
+
+
+def embedded() -> aioredis.Redis:
+    """An in-process Redis (fakeredis, with Lua) for `agentprod dev` and the embedded tests."""
+    import fakeredis  # only the embedded mode needs it
+
+    client: aioredis.Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     return client
 
 

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from agentprod import store as stores
-from agentprod.models import TaskRecord, TaskStatus
-from agentprod.store import ClaimOutcome, TaskStore
+from agentprod.models import ClaimOutcome, TaskRecord, TaskStatus
+from agentprod.store import TaskStore
 from harness.redis import RedisServer
 
 

@@ -3,7 +3,7 @@
 import pytest
 from agentprod import decisions
 from agentprod.decisions import AfterFailure, Step
-from agentprod.store import Claim, ClaimOutcome
+from agentprod.models import Claim, ClaimOutcome
 
 
 @pytest.mark.parametrize(

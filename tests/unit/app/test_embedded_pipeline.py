@@ -12,16 +12,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import fakeredis
 import httpx
 import orjson
 import pytest
+from agentprod import store as stores
 from agentprod.agents.registry import AgentPool
 from agentprod.api import Services, create_app
 from agentprod.broker.base import Outgoing
 from agentprod.broker.memory import MemoryBroker
 from agentprod.settings import load_settings
-from agentprod.store import TaskStore
 from agentprod.worker import Worker, WorkerOptions
 
 MAX_RETRIES = 2
@@ -31,7 +30,7 @@ class Stack:
     def __init__(self) -> None:
         self.settings = load_settings(max_content_bytes=1000, mq_max_retries=MAX_RETRIES)
         self.broker = MemoryBroker(max_retries=MAX_RETRIES)
-        self.store = TaskStore(fakeredis.FakeAsyncRedis(), group="G")
+        self.store = stores.TaskStore(stores.embedded(), group="G")
         self.results = self.broker.consumer(
             group="downstream", topic="TopicResult", await_seconds=0
         )

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from agentprod_operator import scaling_models, specs
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "deploy" / "argocd" / "agentpipeline-health.lua"
 CONFIGMAP = ROOT / "deploy" / "argocd" / "argocd-cm.yaml"
 HEALTH_KEY = "resource.customizations.health.agentprod.io_AgentPipeline"

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 IMAGES = {"app/Dockerfile": "agentprod", "operator/Dockerfile": "agentprod-operator"}
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|clang|build-essential|make|cmake|cargo|rustc|\S+-dev)\b")
 # an exact version tag (python:3.11.13-slim-bookworm) or a digest

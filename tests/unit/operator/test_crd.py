@@ -6,7 +6,7 @@ import yaml
 from agentprod_operator import crds
 from agentprod_operator.cli import main
 
-CRD_FILE = Path(__file__).parents[2] / "crds" / "agentpipelines.agentprod.io.yaml"
+CRD_FILE = Path(__file__).parents[3] / "crds" / "agentpipelines.agentprod.io.yaml"
 
 
 def test_committed_crd_matches_the_generator() -> None:

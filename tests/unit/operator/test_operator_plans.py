@@ -57,7 +57,7 @@ def test_conditions_keep_transition_time_while_status_holds() -> None:
     assert (flipped[0]["status"], flipped[0]["lastTransitionTime"]) == ("True", "t3")
 
 
-EXAMPLE = yaml.safe_load((Path(__file__).parents[2] / "examples" / "pipeline.yaml").read_text())
+EXAMPLE = yaml.safe_load((Path(__file__).parents[3] / "examples" / "pipeline.yaml").read_text())
 
 
 def pipeline(**changes: Any) -> specs.AgentPipelineSpec:

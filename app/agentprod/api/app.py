@@ -1,0 +1,54 @@
+"""Assemble the FastAPI app from the routers, the middleware and the error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+
+from agentprod.api import errors, probes, tasks
+from agentprod.api.middleware import body_limit, timing
+from agentprod.api.services import Services
+from agentprod.broker.base import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+BODY_OVERHEAD_BYTES = 64 * 1024  # room for user_id, metadata and JSON escaping
+
+__all__ = ["Services", "create_app"]
+
+
+def create_app(
+    services: Services,
+    *,
+    background: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    """Build the app; `background` runs alongside it (the embedded worker of `agentprod dev`)."""
+    settings = services.settings
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            await services.publisher.start()
+        except BrokerUnavailable as error:
+            log.warning("broker not reachable at start (will retry on use): %s", error)
+        if background is None:
+            yield
+        else:
+            async with background():
+                yield
+
+    app = FastAPI(
+        title="agentprod",
+        version="0.1.0",
+        summary="Asynchronous AI-agent tasks on RocketMQ 5 and Redis",
+        lifespan=lifespan,
+    )
+    app.add_middleware(body_limit.BodyLimit, limit=settings.max_content_bytes + BODY_OVERHEAD_BYTES)
+    app.add_middleware(timing.RequestTimer)  # outermost: refused and failed requests are timed
+    errors.install(app, retry_after=settings.retry_after_seconds)
+    app.include_router(tasks.router(services))
+    app.include_router(probes.router(services))
+    return app

@@ -1,0 +1,279 @@
+"""One delivery, from claim to settlement: claim → run the agent → store → publish → ack.
+
+The worker's loop (`worker.py`) hands each received message to `Handler.handle` in its own
+asyncio task. Every branch of what happens is decided by the pure functions of `decisions`:
+
+1. claim the task in Redis (atomic; a duplicate or late redelivery of a finished task never
+   runs again — see `decisions.step_for`);
+2. run the agent while a renewer extends the message's invisibility and the claim's lease;
+3. on success store `done` + result, publish the result message, mark it published, then ack;
+4. on an error, either release the task to `queued` and let the broker redeliver it after a
+   backoff (no ack), or — on the last delivery or a permanent error — store `failed` and publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from agentprod import decisions, metrics
+from agentprod.agents.base import AgentTask, PermanentAgentError
+from agentprod.agents.registry import AgentPool
+from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
+from agentprod.models import ResultMessage, TaskMessage, TaskStatus, from_epoch
+from agentprod.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class HandlingOptions:
+    """The part of the worker's options one delivery needs."""
+
+    result_topic: str
+    invisible_seconds: int
+    max_attempts: int
+    retry_backoff_seconds: float
+    result_ttl_seconds: int
+    task_timeout_seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One claimed run of a task: its delivery, its message, the lease owner and run number."""
+
+    delivery: Delivery
+    message: TaskMessage
+    owner: str
+    number: int  # 1 on the first run, +1 per claim (the record's attempts)
+
+    @property
+    def task_id(self) -> str:
+        return self.message.task_id
+
+
+class Handler:
+    """Handles deliveries for one worker; safe to run for many deliveries at once."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        publisher: Publisher,
+        store: TaskStore,
+        agents: AgentPool,
+        options: HandlingOptions,
+        clock: Callable[[], float],
+        worker_id: str,
+    ) -> None:
+        self._consumer = consumer
+        self._publisher = publisher
+        self._store = store
+        self._agents = agents
+        self._options = options
+        self._clock = clock
+        self._worker_id = worker_id
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Handle one delivery; never raises but for cancellation (one message never kills the
+        loop: what failed mid-way is left unacked and comes back)."""
+        try:
+            message = TaskMessage.model_validate_json(delivery.body)
+        except ValidationError as error:
+            log.error("dropping undecodable message %s: %s", delivery.message_id, error)
+            metrics.DELIVERIES.labels(step="undecodable").inc()
+            await self._ack(delivery)
+            return
+        try:
+            await self._process(delivery, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Redis or the broker failed mid-way: no ack, so the message comes back later.
+            log.exception("task %s: processing failed; left for redelivery", message.task_id)
+            metrics.DELIVERIES.labels(step="error").inc()
+
+    async def _process(self, delivery: Delivery, message: TaskMessage) -> None:
+        owner = f"{self._worker_id}/{uuid.uuid4().hex[:8]}"
+        claim = await self._store.claim(
+            message.task_id,
+            owner=owner,
+            now=self._clock(),
+            lease_seconds=self._options.invisible_seconds,
+        )
+        step = decisions.step_for(claim)
+        metrics.DELIVERIES.labels(step=step.value).inc()
+        if step is decisions.Step.RUN:
+            await self._run(Attempt(delivery, message, owner, claim.attempts))
+        elif step is decisions.Step.PUBLISH_AND_ACK:
+            await self._publish_stored(message.task_id)
+            await self._ack(delivery)
+        elif step is decisions.Step.DEFER:
+            delay = decisions.defer_delay(
+                lease_left_seconds=claim.lease_until - self._clock(),
+                invisible_seconds=self._options.invisible_seconds,
+            )
+            await self._consumer.change_invisible(delivery, seconds=delay)
+        else:  # ACK of a duplicate, or DROP of a message without a record
+            if step is decisions.Step.DROP:
+                log.warning("task %s has no record; dropping its message", message.task_id)
+            await self._ack(delivery)
+
+    async def _run(self, attempt: Attempt) -> None:
+        message = attempt.message
+        agent_task = AgentTask(
+            task_id=message.task_id,
+            user_id=message.user_id,
+            content=message.content,
+            metadata=message.metadata,
+            attempt=attempt.number,
+        )
+        renewal_done = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(attempt, renewal_done))
+        started = asyncio.get_running_loop().time()
+        try:
+            result = await self._call_agent(message.agent, agent_task)
+        except asyncio.CancelledError:
+            await _stop(renewer, renewal_done)
+            await self._hand_back(attempt)
+            raise
+        except Exception as error:
+            await _stop(renewer, renewal_done)
+            metrics.TASK_SECONDS.observe(asyncio.get_running_loop().time() - started)
+            await self._failed(attempt, error)
+            return
+        await _stop(renewer, renewal_done)
+        metrics.TASK_SECONDS.observe(asyncio.get_running_loop().time() - started)
+        await self._settle(attempt, status=TaskStatus.DONE, result=result, error=None)
+
+    async def _call_agent(self, name: str | None, task: AgentTask) -> object:
+        agent = self._agents.get(name)
+        limit = self._options.task_timeout_seconds
+        if limit > 0:
+            return await asyncio.wait_for(agent.run(task), limit)
+        return await agent.run(task)
+
+    async def _failed(self, attempt: Attempt, error: Exception) -> None:
+        text = f"{type(error).__name__}: {error}"
+        delivery = attempt.delivery
+        verdict = decisions.after_failure(
+            delivery_attempt=delivery.attempt,
+            max_attempts=self._options.max_attempts,
+            permanent=isinstance(error, PermanentAgentError),
+        )
+        if verdict is decisions.AfterFailure.FAIL:
+            log.warning("task %s failed for good: %s", attempt.task_id, text)
+            await self._settle(attempt, status=TaskStatus.FAILED, result=None, error=text)
+            return
+        metrics.ATTEMPTS_FAILED.inc()
+        delay = decisions.retry_delay(
+            delivery_attempt=delivery.attempt, base_seconds=self._options.retry_backoff_seconds
+        )
+        log.info(
+            "task %s attempt %d failed (%s); retry in %.1fs",
+            attempt.task_id,
+            delivery.attempt,
+            text,
+            delay,
+        )
+        await self._store.release(attempt.task_id, owner=attempt.owner, error=text)
+        await self._consumer.change_invisible(delivery, seconds=delay)
+
+    async def _settle(
+        self, attempt: Attempt, *, status: TaskStatus, result: object, error: str | None
+    ) -> None:
+        """Store the outcome, publish it, then ack — in that order, so nothing is lost."""
+        now = self._clock()
+        message = attempt.message
+        stored = await self._store.finish(
+            message.task_id,
+            owner=attempt.owner,
+            status=status,
+            result=result,
+            error=error,
+            now=now,
+            ttl_seconds=self._options.result_ttl_seconds,
+        )
+        if stored:
+            metrics.TASKS_FINISHED.labels(status=status.value).inc()
+            # Built from what this worker just stored: no read-back on the hot path.
+            await self._publish(
+                ResultMessage(
+                    task_id=message.task_id,
+                    user_id=message.user_id,
+                    status=status,
+                    result=result,
+                    error=error,
+                    attempts=attempt.number,
+                    finished_at=from_epoch(now),
+                )
+            )
+        else:
+            log.warning(
+                "task %s: lease lost to another worker; its outcome stands", message.task_id
+            )
+        await self._ack(attempt.delivery)
+
+    async def _publish_stored(self, task_id: str) -> None:
+        """Publish the result of a task finished earlier whose message never went out."""
+        record = await self._store.get(task_id)
+        if record is not None and not record.result_published:
+            await self._publish(record.result_message())
+
+    async def _publish(self, outgoing: ResultMessage) -> None:
+        task_id = outgoing.task_id
+        await self._publisher.send(
+            Outgoing(
+                topic=self._options.result_topic,
+                body=outgoing.encode(),
+                key=task_id,
+                tag=outgoing.status.value,
+            )
+        )
+        await self._store.mark_published(task_id)
+
+    async def _ack(self, delivery: Delivery) -> None:
+        try:
+            await self._consumer.ack(delivery)
+        except BrokerUnavailable as error:
+            # The message comes back; the finished record makes that redelivery a no-op.
+            log.warning("ack of %s failed: %s", delivery.message_id, error)
+
+    async def _hand_back(self, attempt: Attempt) -> None:
+        with contextlib.suppress(Exception):
+            await self._store.release(
+                attempt.task_id, owner=attempt.owner, error="worker stopped mid-task"
+            )
+            await self._consumer.change_invisible(attempt.delivery, seconds=0)
+
+    async def _renew(self, attempt: Attempt, done: asyncio.Event) -> None:
+        every = decisions.renew_every(self._options.invisible_seconds)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), every)
+            if done.is_set():
+                return
+            try:
+                await self._consumer.change_invisible(
+                    attempt.delivery, seconds=self._options.invisible_seconds
+                )
+                await self._store.renew(
+                    attempt.task_id,
+                    owner=attempt.owner,
+                    now=self._clock(),
+                    lease_seconds=self._options.invisible_seconds,
+                )
+            except Exception as error:  # the next renewal tries again; the lease has slack
+                log.warning("task %s: renewal failed: %s", attempt.task_id, error)
+
+
+async def _stop(renewer: asyncio.Task[None], done: asyncio.Event) -> None:
+    """Stop the renewer between calls, so no renewal races the ack."""
+    done.set()
+    await asyncio.shield(renewer)
