@@ -1,0 +1,106 @@
+"""One model call the way the agents make it: cache → rate limit → model → ledger → cache.
+
+`LLMService` is built once per agent (lazily, inside the worker's event loop) from the
+environment and a Redis client; `call` returns a `CallResult` or raises the client's
+`ProviderError`s or `limits.RateLimited`, which the agents translate for the worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from agentprod.llm import caching, costs, limits
+from agentprod.llm.client import ChatRequest, Completion, ModelClient, ProviderError
+from agentprod.llm.config import LLMSettings
+from agentprod.llm.ledger import Ledger
+
+
+@dataclasses.dataclass(frozen=True)
+class CallResult:
+    completion: Completion
+    cached: bool
+    latency_ms: float  # what this call took, a cache hit included
+    cost_usd: float | None  # 0 for a cache hit: no tokens were bought
+
+    @property
+    def usage(self) -> costs.Usage | None:
+        return self.completion.usage
+
+
+class LLMService:
+    def __init__(
+        self,
+        *,
+        settings: LLMSettings,
+        client: ModelClient,
+        cache: caching.ResponseCache,
+        limiter: limits.RateLimiter,
+        ledger: Ledger,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.cache = cache
+        self.limiter = limiter
+        self.ledger = ledger
+
+    @classmethod
+    def build(cls, settings: LLMSettings, redis_client: Any) -> LLMService:
+        return cls(
+            settings=settings,
+            client=ModelClient(settings),
+            cache=caching.ResponseCache(
+                redis_client,
+                ttl_seconds=settings.llm_cache_ttl_seconds,
+                max_entries=settings.llm_cache_max_entries,
+            ),
+            limiter=limits.RateLimiter(redis_client, rpm=settings.llm_rpm, tpm=settings.llm_tpm),
+            ledger=Ledger(redis_client),
+        )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def call(
+        self,
+        request: ChatRequest,
+        *,
+        tenant: str,
+        use_cache: bool = True,
+        cache_opt_in: bool = False,
+        limit_seconds: float | None = None,
+    ) -> CallResult:
+        started = time.perf_counter()
+        digest = None
+        if use_cache and caching.cacheable(request, opt_in=cache_opt_in) and self.cache.enabled:
+            digest = caching.cache_key(
+                request, tenant=tenant, prompt_version=self.settings.llm_prompt_version
+            )
+            hit = await self.cache.get(digest)
+            if hit is not None:
+                await self.ledger.cache_hit(request.model)
+                return CallResult(hit, True, _ms_since(started), 0.0)
+            self.ledger.cache_miss(request.model)
+        reservation = await self.limiter.reserve(
+            request.model, tokens=limits.estimate_tokens(request.messages, request.max_tokens)
+        )
+        try:
+            completion = await self.client.complete(request, limit_seconds=limit_seconds)
+        except ProviderError as error:
+            await self.ledger.error(request.model, type(error).__name__)
+            raise
+        await self.limiter.settle(
+            reservation, used_tokens=completion.usage.total_tokens if completion.usage else None
+        )
+        cost = costs.cost(completion.usage, self.settings.llm_prices.get(request.model))
+        await self.ledger.call(
+            request.model, usage=completion.usage, cost_usd=cost, latency_ms=completion.latency_ms
+        )
+        if digest is not None:
+            await self.cache.put(digest, completion)
+        return CallResult(completion, False, _ms_since(started), cost)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
