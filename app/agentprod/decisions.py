@@ -10,6 +10,7 @@ import enum
 from agentprod.models import Claim, ClaimOutcome
 
 MAX_RETRY_DELAY_SECONDS = 60.0
+MAX_INVISIBLE_SECONDS = 43200.0
 
 
 class Step(enum.StrEnum):
@@ -52,6 +53,12 @@ def retry_delay(*, delivery_attempt: int, base_seconds: float) -> float:
     """Exponential backoff before the next delivery: base, 2 x base, 4 x base … capped at 60 s."""
     exponent = max(0, delivery_attempt - 1)
     return min(MAX_RETRY_DELAY_SECONDS, base_seconds * 2.0**exponent)
+
+
+def retry_after_delay(*, after_seconds: float) -> float:
+    """The wait an agent's `RetryLater` asks for (a provider's Retry-After, a rate-limit window),
+    at least 1 s and at most the broker's longest invisible duration (12 h)."""
+    return min(max(1.0, after_seconds), MAX_INVISIBLE_SECONDS)
 
 
 def renew_every(invisible_seconds: float) -> float:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from agentprod import decisions, metrics
-from agentprod.agents.base import AgentTask, PermanentAgentError
+from agentprod.agents.base import AgentTask, PermanentAgentError, RetryLater
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
 from agentprod.models import ResultMessage, TaskMessage, TaskStatus, from_epoch
@@ -172,9 +172,13 @@ class Handler:
             await self._settle(attempt, status=TaskStatus.FAILED, result=None, error=text)
             return
         metrics.ATTEMPTS_FAILED.inc()
-        delay = decisions.retry_delay(
-            delivery_attempt=delivery.attempt, base_seconds=self._options.retry_backoff_seconds
-        )
+        if isinstance(error, RetryLater):  # the provider said how long: hide it that long
+            delay = decisions.retry_after_delay(after_seconds=error.after_seconds)
+        else:
+            delay = decisions.retry_delay(
+                delivery_attempt=delivery.attempt,
+                base_seconds=self._options.retry_backoff_seconds,
+            )
         log.info(
             "task %s attempt %d failed (%s); retry in %.1fs",
             attempt.task_id,

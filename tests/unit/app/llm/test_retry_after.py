@@ -53,3 +53,13 @@ def test_classify_status(
     if after is not None:
         assert isinstance(error, client.ProviderRetryLater)
         assert error.after_seconds == after
+
+
+@pytest.mark.parametrize(
+    ("after", "delay"), [(0.0, 1.0), (0.4, 1.0), (7.0, 7.0), (90.0, 90.0), (1e9, 43200.0)]
+)
+def test_worker_hides_a_retry_later_task_for_the_asked_wait(after: float, delay: float) -> None:
+    """Unlike the backoff (capped at 60 s), a Retry-After is honoured up to 12 h."""
+    from agentprod import decisions
+
+    assert decisions.retry_after_delay(after_seconds=after) == delay
