@@ -32,7 +32,9 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from agentprod_operator import scaling, scaling_models, specs
+from agentprod_operator import specs
+from agentprod_operator.scaling import models as scaling_models
+from agentprod_operator.scaling import rules as scaling
 
 from bench import autoscale_keda, autoscale_traces
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from agentprod_operator import remoting
-from agentprod_operator.rocketmq_admin import RocketMQAdmin
+from agentprod_operator.rocketmq import remoting
+from agentprod_operator.rocketmq.admin import RocketMQAdmin
 
 from harness.paths import repo_root
 from harness.processes import (

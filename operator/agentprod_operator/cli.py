@@ -55,13 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(*, namespaces: list[str], clusterwide: bool, liveness: str | None) -> int:
     import kopf
 
-    from agentprod_operator.configs import OperatorConfig
+    from agentprod_operator import settings
     from agentprod_operator.handlers import build_registry
 
+    try:
+        config = settings.load_settings()
+    except settings.ConfigurationError as error:
+        sys.stderr.write(f"agentprod-operator: {error}\n")
+        return 2
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    registry = build_registry(OperatorConfig())
+    registry = build_registry(config)
     asyncio.run(
         kopf.operator(
             registry=registry,

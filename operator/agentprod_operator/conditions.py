@@ -11,6 +11,14 @@ GROUP_READY = "ConsumerGroupReady"
 WORKERS_READY = "WorkersReady"
 SCALING_ACTIVE = "ScalingActive"
 ORDER = [READY, TOPICS_READY, GROUP_READY, WORKERS_READY, SCALING_ACTIVE]
+#: Who writes which conditions (server-side apply field managers): each writer applies only
+#: its own, so the reconcile handler and the scaling daemon never undo each other's.
+RECONCILE_MANAGER = "agentprod-reconcile"
+SCALING_MANAGER = "agentprod-scaling"
+OWNED_BY = {
+    RECONCILE_MANAGER: (READY, TOPICS_READY, GROUP_READY, WORKERS_READY),
+    SCALING_MANAGER: (SCALING_ACTIVE,),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +48,12 @@ def merge(
         }
     ordered = [by_type.pop(name) for name in ORDER if name in by_type]
     return ordered + [by_type[name] for name in sorted(by_type)]
+
+
+def owned(conditions: list[dict[str, Any]], manager: str) -> list[dict[str, Any]]:
+    """The entries of `conditions` that `manager` writes."""
+    mine = OWNED_BY[manager]
+    return [item for item in conditions if item.get("type") in mine]
 
 
 def status_of(conditions: list[dict[str, Any]], kind: str) -> str | None:

@@ -83,10 +83,7 @@ def build_crd() -> dict[str, Any]:
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema,
-                                "status": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                },
+                                "status": STATUS_SCHEMA,
                             },
                         }
                     },
@@ -94,6 +91,35 @@ def build_crd() -> dict[str, Any]:
             ],
         },
     }
+
+
+_CONDITION_SCHEMA = {
+    "type": "object",
+    "required": ["type", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "observedGeneration": {"type": "integer"},
+        "lastTransitionTime": {"type": "string"},
+    },
+}
+#: Status stays open for the operator's fields (and kopf's), but `conditions` is a map list
+#: keyed by `type`: the reconcile handler and the scaling daemon each server-side apply only
+#: the conditions they own (conditions.OWNED_BY).
+STATUS_SCHEMA = {
+    "type": "object",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "properties": {
+        "conditions": {
+            "type": "array",
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+            "items": _CONDITION_SCHEMA,
+        }
+    },
+}
 
 
 class _PlainDumper(yaml.SafeDumper):

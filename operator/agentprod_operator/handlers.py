@@ -1,8 +1,11 @@
-"""The kopf handlers of AgentPipeline — thin: parse the spec, call `reconciling`, write status.
+"""The kopf handlers of AgentPipeline — thin: parse the spec, call `reconcile.executor`, write
+status.
 
 Handlers are registered into a registry built from the operator config (no import-time
-globals). Status is written through kopf's patch (one PATCH per handler run); kopf keeps its
-progress in `status.kopf` and the last handled spec in one annotation.
+globals). Status fields are written through kopf's patch (one PATCH per handler run), the conditions
+this handler owns by server-side apply (`conditions.OWNED_BY`), so the scaling daemon's
+ScalingActive is never overwritten; kopf keeps its progress in `status.kopf` and the last
+handled spec in one annotation.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import kopf
 import prometheus_client
 from pydantic import ValidationError
 
-from agentprod_operator import autoscaling, crds, kube, plans, reconciling, specs
-from agentprod_operator.configs import OperatorConfig
-from agentprod_operator.remoting import RemotingError
+from agentprod_operator import conditions, connections, crds, kube, specs
+from agentprod_operator.reconcile import executor, plans
+from agentprod_operator.rocketmq.remoting import RemotingError
+from agentprod_operator.scaling import daemon
+from agentprod_operator.settings import OperatorConfig
 
 RESOURCE = (crds.GROUP, crds.VERSION, crds.PLURAL)
 
@@ -78,7 +83,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         def emit(reason: str, message: str) -> None:
             kopf.event(body, type="Normal", reason=reason, message=message)
 
-        await autoscaling.run(
+        await daemon.run(
             name=name,
             namespace=namespace,
             body=body,
@@ -113,23 +118,28 @@ async def _reconcile(
     try:
         parsed = specs.AgentPipelineSpec.model_validate(dict(spec))
     except ValidationError as error:
-        patch.status["conditions"] = [
-            {
-                "type": "Ready",
-                "status": "False",
-                "reason": "InvalidSpec",
-                "message": str(error),
-                "observedGeneration": generation,
-                "lastTransitionTime": _now(),
-            }
-        ]
+        await memo["kube"].apply_pipeline_conditions(
+            namespace=namespace,
+            name=name,
+            conditions=[
+                {
+                    "type": conditions.READY,
+                    "status": "False",
+                    "reason": "InvalidSpec",
+                    "message": str(error),
+                    "observedGeneration": generation,
+                    "lastTransitionTime": _now(),
+                }
+            ],
+            manager=conditions.RECONCILE_MANAGER,
+        )
         raise kopf.PermanentError(f"invalid spec: {error}") from error
     failures: dict[str, tuple[int, float]] = memo["failures"]
     uid = str(body.metadata.uid)
     count, next_try = failures.get(uid, (0, 0.0))
     if not force and time.monotonic() < next_try:
         return  # backing off after RocketMQ failures
-    outcome = await reconciling.reconcile(
+    outcome = await executor.reconcile(
         name=name,
         namespace=namespace,
         generation=generation,
@@ -137,7 +147,7 @@ async def _reconcile(
         status=dict(status),
         owner=lambda obj: kopf.append_owner_reference(obj, owner=body),
         kube=memo["kube"],
-        admin_factory=reconciling.default_admin,
+        admin_factory=connections.default_admin,
         now=_now(),
     )
     if outcome.rocketmq_ok:
@@ -147,6 +157,14 @@ async def _reconcile(
         delay = plans.backoff_seconds(count, base=config.reconcile_interval_seconds / 2)
         failures[uid] = (count, time.monotonic() + delay)
         logger.warning("RocketMQ unavailable (attempt %d); next try in %.0fs", count, delay)
+    merged = outcome.status.pop("conditions")
+    if merged != status.get("conditions"):
+        await memo["kube"].apply_pipeline_conditions(
+            namespace=namespace,
+            name=name,
+            conditions=conditions.owned(merged, conditions.RECONCILE_MANAGER),
+            manager=conditions.RECONCILE_MANAGER,
+        )
     for key, value in outcome.status.items():
         if status.get(key) != value:  # unchanged status is not written: no patch storms
             patch.status[key] = value
@@ -177,8 +195,8 @@ async def _delete(
     if parsed.deletionPolicy is specs.DeletionPolicy.RETAIN:
         logger.info("deletionPolicy Retain: topics and group kept")
         return
-    access, secret = await reconciling.credentials(memo["kube"], namespace=namespace, spec=parsed)
-    admin = reconciling.default_admin(parsed.rocketmq, access, secret)
+    target = await connections.admin_target(memo["kube"], namespace=namespace, spec=parsed)
+    admin = connections.default_admin(target)
     try:
         for topic in (parsed.topics.request.name, parsed.topics.result.name):
             await admin.delete_topic(cluster=parsed.rocketmq.cluster, topic=topic)

@@ -100,6 +100,32 @@ class Kube:
             _content_type="application/merge-patch+json",
         )
 
+    async def apply_pipeline_conditions(
+        self, *, namespace: str, name: str, conditions: list[dict[str, Any]], manager: str
+    ) -> None:
+        """Server-side apply of the conditions `manager` owns, leaving everyone else's.
+
+        The CRD declares `status.conditions` a map list keyed by `type`, so the reconcile
+        handler and the scaling daemon each own their own entries and never overwrite the
+        other's with a stale copy (a merge patch would replace the whole list).
+        """
+        await self._custom.patch_namespaced_custom_object_status(
+            "agentprod.io",
+            "v1alpha1",
+            namespace,
+            "agentpipelines",
+            name,
+            {
+                "apiVersion": "agentprod.io/v1alpha1",
+                "kind": "AgentPipeline",
+                "metadata": {"name": name, "namespace": namespace},
+                "status": {"conditions": conditions},
+            },
+            field_manager=manager,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+
     async def secret_value(self, *, namespace: str, name: str, key: str) -> str | None:
         try:
             secret = await self._core.read_namespaced_secret(name, namespace)

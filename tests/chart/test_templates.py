@@ -468,7 +468,7 @@ def test_network_policies(chart: Chart) -> None:
 def _exported_series() -> set[str]:
     """Every series name the API, the worker and the operator export."""
     from agentprod import metrics as app_metrics
-    from agentprod_operator import metrics as operator_metrics
+    from agentprod_operator.scaling import metrics as operator_metrics
     from prometheus_client.metrics import MetricWrapperBase
 
     suffixes = {

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from agentprod_operator.rocketmq_admin import RocketMQAdmin
+from agentprod_operator.rocketmq.admin import RocketMQAdmin
 from rocketmq import ClientConfiguration, Credentials, Message, Producer
 
 from tests.e2e.conftest import Cluster, wait_for

@@ -20,10 +20,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from agentprod_operator import remoting
-from agentprod_operator import rocketmq_models as models
-from agentprod_operator.autoscaling import dead_letters
-from agentprod_operator.rocketmq_admin import RocketMQAdmin
+from agentprod_operator.rocketmq import models, remoting
+from agentprod_operator.rocketmq.admin import RocketMQAdmin
+from agentprod_operator.scaling.sampling import dead_letters
 from harness.rocketmq import CLUSTER, RocketMQ
 from rocketmq import (
     ClientConfiguration,

@@ -16,7 +16,8 @@ from typing import Any
 import lupa.lua51 as lua51
 import pytest
 import yaml
-from agentprod_operator import scaling_models, specs
+from agentprod_operator import specs
+from agentprod_operator.scaling import models as scaling_models
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "deploy" / "argocd" / "agentpipeline-health.lua"
@@ -196,7 +197,7 @@ def test_terminal_reasons_are_the_operators() -> None:
     assert table is not None
     assert set(re.findall(r"^\s*(\w+) = true", table.group(1), re.M)) == TERMINAL_REASONS
     source = "\n".join(
-        path.read_text() for path in (ROOT / "operator" / "agentprod_operator").glob("*.py")
+        path.read_text() for path in (ROOT / "operator" / "agentprod_operator").rglob("*.py")
     )
     for reason in TERMINAL_REASONS:
         assert f'"{reason}"' in source, reason

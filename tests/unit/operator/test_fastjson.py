@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from agentprod_operator import fastjson
-from agentprod_operator import rocketmq_bodies as bodies
-from agentprod_operator import rocketmq_models as models
+from agentprod_operator.rocketmq import bodies, fastjson, models
 
 # --------------------------------------------------------------------------- reader
 

@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 import yaml
-from agentprod_operator import conditions, plans, specs, workloads
+from agentprod_operator import conditions, specs
 from agentprod_operator.conditions import Condition
-from agentprod_operator.plans import Act, SeenGroup, SeenTopic
+from agentprod_operator.reconcile import plans, workloads
+from agentprod_operator.reconcile.plans import Act, SeenGroup, SeenTopic
 
 
 def topic(queues: int = 8, kind: str = "NORMAL") -> specs.TopicSpec:

@@ -16,9 +16,9 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from agentprod_operator import remoting
-from agentprod_operator.remoting import Command, RequestCode, ResponseCode
-from agentprod_operator.rocketmq_admin import RocketMQAdmin
+from agentprod_operator.rocketmq import remoting
+from agentprod_operator.rocketmq.admin import RocketMQAdmin
+from agentprod_operator.rocketmq.remoting import Command, RequestCode, ResponseCode
 
 # --------------------------------------------------------------------------- frames
 

@@ -15,8 +15,9 @@ import random
 from collections.abc import Sequence
 
 import pytest
-from agentprod_operator import scaling, specs
-from agentprod_operator.scaling_models import (
+from agentprod_operator import specs
+from agentprod_operator.scaling import rules as scaling
+from agentprod_operator.scaling.models import (
     PAUSED_ANNOTATION,
     Decision,
     History,

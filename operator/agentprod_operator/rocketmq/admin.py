@@ -16,9 +16,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from types import TracebackType
 from typing import TypeVar
 
-from agentprod_operator import remoting
-from agentprod_operator import rocketmq_bodies as bodies
-from agentprod_operator import rocketmq_models as models
+from agentprod_operator.rocketmq import bodies, models, remoting
 
 __all__ = ["RocketMQAdmin"]
 

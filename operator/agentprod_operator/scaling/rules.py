@@ -29,7 +29,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 
-from agentprod_operator import scaling_models as models
+from agentprod_operator.scaling import models
 
 _MIN_TASKS_FOR_SERVICE = 20  # completed tasks in the window before Little's law is trusted
 _SERVICE_WEIGHT = 0.5  # a new service-time estimate against the remembered one

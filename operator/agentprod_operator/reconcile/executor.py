@@ -11,11 +11,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from agentprod_operator import conditions, plans, specs, workloads
+from agentprod_operator import conditions, connections, specs
 from agentprod_operator.conditions import Condition
 from agentprod_operator.kube import Kube
-from agentprod_operator.remoting import RemotingError
-from agentprod_operator.rocketmq_admin import RocketMQAdmin
+from agentprod_operator.reconcile import plans, workloads
+from agentprod_operator.rocketmq.admin import RocketMQAdmin
+from agentprod_operator.rocketmq.remoting import RemotingError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,26 +33,6 @@ class Outcome:
     rocketmq_ok: bool
 
 
-AdminFactory = Callable[[specs.RocketMQSpec, str, str], RocketMQAdmin]
-
-
-def default_admin(rocketmq: specs.RocketMQSpec, access_key: str, secret_key: str) -> RocketMQAdmin:
-    return RocketMQAdmin(
-        name_servers=rocketmq.nameServer, access_key=access_key, secret_key=secret_key, timeout=5.0
-    )
-
-
-async def credentials(
-    kube: Kube, *, namespace: str, spec: specs.AgentPipelineSpec
-) -> tuple[str, str]:
-    secret = spec.rocketmq.credentialsSecret
-    if not secret:
-        return "", ""
-    access = await kube.secret_value(namespace=namespace, name=secret, key="accessKey")
-    secret_key = await kube.secret_value(namespace=namespace, name=secret, key="secretKey")
-    return access or "", secret_key or ""
-
-
 async def reconcile(
     *,
     name: str,
@@ -61,14 +42,14 @@ async def reconcile(
     status: dict[str, Any],
     owner: Callable[[dict[str, Any]], None],
     kube: Kube,
-    admin_factory: AdminFactory,
+    admin_factory: connections.AdminFactory,
     now: str,
 ) -> Outcome:
     """Bring RocketMQ and the Deployment to the spec; return the status patch and events."""
     events: list[Event] = []
     updates: list[Condition] = []
-    access, secret = await credentials(kube, namespace=namespace, spec=spec)
-    admin = admin_factory(spec.rocketmq, access, secret)
+    target = await connections.admin_target(kube, namespace=namespace, spec=spec)
+    admin = admin_factory(target)
     rocketmq_ok = True
     try:
         topics = await _ensure_topics(admin, spec, events)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Enum, Gauge
 
-from agentprod_operator.scaling_models import Reason
+from agentprod_operator.scaling.models import Reason
 
 LABELS = ["namespace", "pipeline"]
 LAG = Gauge("agentprod_pipeline_lag", "Backlog of the request topic and its retry topic.", LABELS)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 
-from agentprod_operator import fastjson
-from agentprod_operator import rocketmq_models as models
-from agentprod_operator.fastjson import JsonValue
+from agentprod_operator.rocketmq import fastjson, models
+from agentprod_operator.rocketmq.fastjson import JsonValue
 
 MESSAGE_TYPES = frozenset({"UNSPECIFIED", "NORMAL", "FIFO", "DELAY", "TRANSACTION", "MIXED"})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agentprod_operator.fastjson import JsonValue
+from agentprod_operator.rocketmq.fastjson import JsonValue
 
 __all__ = [
     "BrokerData",

@@ -1,0 +1,181 @@
+"""The autoscaler's loop for one pipeline (a kopf daemon): every `pollSeconds` read a sample
+(`sampling`), ask the pure `rules.decide`, set the worker Deployment's replicas through its
+scale subresource, and report in status, Events and metrics.
+
+A failed read is passed to `decide` as a missing sample, which holds the replicas: a lag read
+failure never scales to zero. RocketMQ and Redis are reached through `connections`, with the
+pipeline's credentials; the daemon writes only its own condition (ScalingActive).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+from agentprod import store as stores
+
+from agentprod_operator import conditions, connections, specs
+from agentprod_operator.conditions import Condition
+from agentprod_operator.kube import Kube
+from agentprod_operator.reconcile import workloads
+from agentprod_operator.rocketmq import admin
+from agentprod_operator.scaling import metrics, rules, sampling
+from agentprod_operator.scaling.models import History, ScalingPolicy
+
+
+class _Clients:
+    """The admin client and task store of one pipeline, rebuilt only when their target changes."""
+
+    def __init__(self, admin_factory: connections.AdminFactory) -> None:
+        self._admin_factory = admin_factory
+        self.admin: admin.RocketMQAdmin | None = None
+        self._admin_for: connections.AdminTarget | None = None
+        self.store: stores.TaskStore | None = None
+        self._store_for: tuple[str, str] | None = None
+
+    async def refresh(self, kube: Kube, *, namespace: str, spec: specs.AgentPipelineSpec) -> None:
+        target = await connections.admin_target(kube, namespace=namespace, spec=spec)
+        if self.admin is None or target != self._admin_for:
+            if self.admin is not None:
+                await self.admin.close()
+            self.admin, self._admin_for = self._admin_factory(target), target
+        url = await connections.redis_url(kube, namespace=namespace, spec=spec)
+        wanted = (url, spec.consumerGroup.name) if url else None
+        if wanted != self._store_for:
+            if self.store is not None:
+                await self.store.close()
+            self.store = connections.task_store(url, group=spec.consumerGroup.name) if url else None
+            self._store_for = wanted
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+        if self.admin is not None:
+            await self.admin.close()
+
+
+async def run(
+    *,
+    name: str,
+    namespace: str,
+    body: Any,
+    spec_view: Any,
+    stopped: Any,
+    kube: Kube,
+    emit: Any,
+    admin_factory: connections.AdminFactory = connections.default_admin,
+) -> None:
+    """Poll and scale until `stopped`; `spec_view` is kopf's live view of the spec."""
+    history = History()
+    readings = sampling.Readings()
+    clients = _Clients(admin_factory)  # one connection for every poll of this pipeline
+    try:
+        while not stopped:
+            spec = specs.AgentPipelineSpec.model_validate(dict(spec_view))
+            await clients.refresh(kube, namespace=namespace, spec=spec)
+            assert clients.admin is not None  # refresh always builds one
+            history = await _poll(
+                client=clients.admin,
+                store=clients.store,
+                name=name,
+                namespace=namespace,
+                body=body,
+                spec=spec,
+                kube=kube,
+                history=history,
+                readings=readings,
+                emit=emit,
+            )
+            await stopped.wait(spec.scaling.pollSeconds)
+    finally:
+        await clients.close()
+
+
+async def _poll(
+    *,
+    client: admin.RocketMQAdmin,
+    store: stores.TaskStore | None,
+    name: str,
+    namespace: str,
+    body: Any,
+    spec: specs.AgentPipelineSpec,
+    kube: Kube,
+    history: History,
+    readings: sampling.Readings,
+    emit: Any,
+) -> History:
+    deployment = await kube.deployment(namespace=namespace, name=workloads.name_for(name))
+    if deployment is None:
+        return history  # the reconcile handler creates it
+    current = int(deployment["spec"].get("replicas") or 0)
+    annotations = dict(body.get("metadata", {}).get("annotations") or {})
+    policy = ScalingPolicy.from_spec(
+        spec.scaling, concurrency=spec.worker.concurrency, annotations=annotations
+    )
+    now = time.time()
+    sample = await sampling.read_sample(
+        client=client, store=store, spec=spec, readings=readings, now=now
+    )
+    decision = rules.decide(
+        policy=policy, samples=[sample], current_replicas=current, history=history, now=now
+    )
+    labels = {"namespace": namespace, "pipeline": name}
+    status = dict(body.get("status") or {})
+    patch: dict[str, Any] = {
+        "lag": sample.lag if sample.lag is not None else status.get("lag"),
+        "inFlight": sample.in_flight if sample.in_flight is not None else status.get("inFlight"),
+        "desiredReplicas": decision.replicas,
+        "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
+    }
+    if decision.replicas != current:
+        await kube.scale_deployment(
+            namespace=namespace, name=workloads.name_for(name), replicas=decision.replicas
+        )
+        patch["lastScaleTime"] = _now()
+        metrics.SCALE_EVENTS.labels(**labels).inc()
+        emit("Scaled", f"worker replicas {current} → {decision.replicas}: {decision.message}")
+    changed = {key: value for key, value in patch.items() if status.get(key) != value}
+    if changed:
+        await kube.patch_pipeline_status(namespace=namespace, name=name, status=changed)
+    await _report_condition(kube, name=name, namespace=namespace, body=body, decision=decision)
+    for gauge, value in ((metrics.LAG, sample.lag), (metrics.IN_FLIGHT, sample.in_flight)):
+        if value is not None:
+            gauge.labels(**labels).set(value)
+    dead = await sampling.dead_letters(client, group=spec.consumerGroup.name)
+    if dead is not None:
+        metrics.DEAD_LETTERS.labels(**labels).set(dead)
+    metrics.DESIRED.labels(**labels).set(decision.replicas)
+    metrics.CURRENT.labels(**labels).set(current)
+    metrics.DECISIONS.labels(**labels, reason=decision.reason.value).inc()
+    metrics.REASON.labels(**labels).state(decision.reason.value)
+    return decision.history
+
+
+async def _report_condition(
+    kube: Kube, *, name: str, namespace: str, body: Any, decision: Any
+) -> None:
+    """Apply ScalingActive (the one condition this daemon owns) when it changed."""
+    current = list((body.get("status") or {}).get("conditions") or [])
+    active = Condition(
+        conditions.SCALING_ACTIVE,
+        decision.reason.value != "paused",
+        _camel(decision.reason.value),
+        decision.message,
+    )
+    merged = conditions.merge(
+        current, [active], now=_now(), generation=int(body["metadata"].get("generation", 0))
+    )
+    mine = conditions.owned(merged, conditions.SCALING_MANAGER)
+    if mine != conditions.owned(current, conditions.SCALING_MANAGER):
+        await kube.apply_pipeline_conditions(
+            namespace=namespace, name=name, conditions=mine, manager=conditions.SCALING_MANAGER
+        )
+
+
+def _camel(reason: str) -> str:
+    return "".join(part.capitalize() for part in reason.replace("_", "-").split("-"))
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

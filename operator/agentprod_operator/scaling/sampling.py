@@ -1,0 +1,71 @@
+"""The autoscaler's reads: lag and consume rate from RocketMQ, in-flight work from Redis, and
+the dead letters of the group. A failed read gives None (unknown), never zero, so the pure
+rules hold the replicas instead of scaling to zero on an outage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from agentprod import store as stores
+
+from agentprod_operator import specs
+from agentprod_operator.rocketmq import admin
+from agentprod_operator.rocketmq.remoting import RemotingError
+from agentprod_operator.scaling.models import Sample
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Readings:
+    """Counters carried between polls to turn consumer offsets into a consume rate."""
+
+    consumed_total: int | None = None
+    consumed_at: float | None = None
+
+
+async def read_sample(
+    *,
+    client: admin.RocketMQAdmin,
+    store: stores.TaskStore | None,
+    spec: specs.AgentPipelineSpec,
+    readings: Readings,
+    now: float,
+) -> Sample:
+    """One sample: lag (request topic + its retry topic), consume rate and in-flight tasks."""
+    lag: int | None = None
+    rate: float | None = None
+    try:
+        stats = await client.consume_stats(
+            group=spec.consumerGroup.name, topic=spec.topics.request.name
+        )
+        lag = stats.lag
+        consumed = sum(queue.consumer_offset for queue in stats.queues)
+        if readings.consumed_total is not None and readings.consumed_at is not None:
+            elapsed = now - readings.consumed_at
+            if elapsed > 0:
+                rate = max(0.0, (consumed - readings.consumed_total) / elapsed)
+        readings.consumed_total, readings.consumed_at = consumed, now
+    except RemotingError as error:
+        log.warning("lag read failed: %s", error)
+    in_flight: int | None = None
+    if store is not None:
+        try:
+            in_flight = await store.in_flight(now=now)
+        except stores.StoreUnavailable as error:  # Redis down: unknown, never idle
+            log.warning("in-flight read failed: %s", error)
+    return Sample(at=now, lag=lag, in_flight=in_flight, consumed_per_second=rate)
+
+
+async def dead_letters(client: admin.RocketMQAdmin, *, group: str) -> int | None:
+    """Messages kept in the group's dead-letter topic (0 before the first); None if unreadable."""
+    try:
+        offsets = await client.max_offsets(f"%DLQ%{group}")
+    except RemotingError as error:
+        log.warning("dead-letter read failed: %s", error)
+        return None
+    if offsets is None:
+        return 0  # RocketMQ creates the topic with the first dead letter
+    return sum(queue.max_offset - queue.min_offset for queue in offsets.queues)
