@@ -265,6 +265,26 @@ class TaskStore:
         """Tasks running with a live lease (expired leases belong to dead workers)."""
         return int(await self._redis.zcount(self._running_key, int(now * 1000), "+inf"))
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The client itself, for the LLM layer's cache, limits and ledger (agentprod.llm),
+        which take it as a parameter and never import redis."""
+        return self._redis
+
+    @_translated
+    async def count_by_status(self, *, limit: int) -> tuple[dict[str, int], bool]:
+        """Tasks per status over at most `limit` records (SCAN); True when all were counted."""
+        counts: dict[str, int] = {}
+        seen = 0
+        async for key in self._redis.scan_iter(match=keys.task("*"), count=500):
+            if seen >= limit:
+                return counts, False
+            seen += 1
+            status = await self._redis.hget(key, "status")
+            if status is not None:
+                counts[_text(status)] = counts.get(_text(status), 0) + 1
+        return counts, True
+
 
 def connect(url: str, *, timeout_seconds: float = 2.0) -> aioredis.Redis:
     """A pooled client with short timeouts, so a dead Redis fails fast instead of hanging."""
