@@ -160,7 +160,9 @@ async def _worker_main(settings: Settings) -> int:
 def _worker(
     settings: Settings, *, consumer: Consumer, publisher: Publisher, store: stores.TaskStore
 ) -> Worker:
-    agents = AgentPool(default=settings.agent, config=settings.agent_config)
+    # The LLM agents share the store's Redis pool (real, or the embedded one of `agentprod dev`).
+    config = settings.agent_config | {"redis_client": store.client}
+    agents = AgentPool(default=settings.agent, config=config)
     agents.get(None)  # fail at start, not on the first task, when AGENT is unknown
     return Worker(
         consumer=consumer,
