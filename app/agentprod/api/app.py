@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
-from agentprod.api import errors, probes, tasks
+from agentprod.api import chat, errors, probes, tasks
 from agentprod.api.middleware import body_limit, timing
 from agentprod.api.services import Services
 from agentprod.broker.base import BrokerUnavailable
@@ -51,4 +51,5 @@ def create_app(
     errors.install(app, retry_after=settings.retry_after_seconds)
     app.include_router(tasks.router(services))
     app.include_router(probes.router(services))
+    app.include_router(chat.router(services))
     return app
