@@ -6,9 +6,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export AGENTPROD_CACHE ?= $(HOME)/.cache/agentprod
-HARNESS := PYTHONPATH=hack $(BIN)/python -m harness
+# One PYTHONPATH for every tool that runs our code from the checkout: the harness (hack/) and
+# the repository root (bench/, tests/); app/ and operator/ are installed (editable) in the venv.
+export PYTHONPATH := hack:.
+HARNESS := $(BIN)/python -m harness
 
-.PHONY: dev test install system-deps lint typecheck unit integration e2e services-up \
+.DEFAULT_GOAL := help
+
+.PHONY: help check imports dev test install system-deps lint typecheck unit integration e2e services-up \
         services-down services-status cluster-up cluster-down operator bench bench-celery \
         bench-load clean chart chart-sync llm-up llm-down
 
@@ -19,6 +24,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+## List the targets with what each does (this text).
+help:
+	@awk '/^## /{text = text substr($$0, 4) " "; next} \
+	     /^[a-z][a-z-]*:/{if (text) {split($$0, t, ":"); printf "  make %-16s %s\n", t[1], text}; text = ""} \
+	     !/^## /{text = ""}' $(MAKEFILE_LIST)
 
 ## Run the product on its embedded default: API + worker on http://127.0.0.1:8000, no Java/Redis.
 dev: install
@@ -37,16 +48,28 @@ system-deps: install
 	$(HARNESS) schemas
 	$(HARNESS) llm-deps
 
+## Lint, types, import contracts and the unit tests: the quick everyday loop (no servers).
+check: lint typecheck unit
+
+## ruff (lint + format) and the import-linter contracts of pyproject.toml.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
+## The import-linter contracts alone (layers, "only store.py imports redis", pure decisions).
+imports: install
+	$(BIN)/lint-imports
+
+## mypy --strict over app, operator, harness and bench.
 typecheck: install
 	$(BIN)/mypy
 
+## Unit tests: pure functions and the embedded mode, no servers and no Go-built binary.
 unit: install
 	$(BIN)/pytest tests/unit
 
+## Integration tests against real RocketMQ, Redis, kube-apiserver (started by the fixtures).
 integration: install system-deps
 	$(BIN)/pytest tests/integration
 
@@ -97,20 +120,20 @@ chart-sync: install
 
 ## Benchmarks (print figures; see docs/benchmarks.md).
 bench: install system-deps
-	PYTHONPATH=hack $(BIN)/python -m bench.api_latency
-	PYTHONPATH=hack $(BIN)/python -m bench.end_to_end
-	PYTHONPATH=hack $(BIN)/python -m bench.operator_ready
-	PYTHONPATH=hack:. $(BIN)/python -m bench.autoscale_sim
+	$(BIN)/python -m bench.api_latency
+	$(BIN)/python -m bench.end_to_end
+	$(BIN)/python -m bench.operator_ready
+	$(BIN)/python -m bench.autoscale_sim
 
 ## agentprod vs Celery 5 end to end, 3 alternating rounds (~15 min); BENCH_ARGS=--quick: ~2 min.
 bench-celery: install
 	$(HARNESS) deps
-	PYTHONPATH=hack $(BIN)/python -m bench.compare_celery $(BENCH_ARGS)
+	$(BIN)/python -m bench.compare_celery $(BENCH_ARGS)
 
 ## API latency under open-loop load (vegeta, built once with Go): 200/500/1000 requests/s, 60 s each.
 bench-load: install
 	$(HARNESS) deps
-	PYTHONPATH=hack $(BIN)/python -m bench.load_api $(BENCH_ARGS)
+	$(BIN)/python -m bench.load_api $(BENCH_ARGS)
 
 clean:
 	rm -rf .cache .mypy_cache .ruff_cache .pytest_cache

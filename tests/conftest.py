@@ -1,16 +1,32 @@
-"""Real servers shared by the integration and e2e tiers: one RocketMQ 5 (namesrv + local-mode
-proxy with its embedded broker) and one Redis per session, on ports clear of
-`make services-up`; both are stopped at the end of the session."""
+"""The tiers by path, and the real servers the integration and e2e tiers share.
+
+Tiers: every test under tests/integration is marked `integration`, under tests/e2e `e2e`, under
+tests/chart `chart`, and the rest `unit` — by one collection hook, so `-m "not e2e"` or
+`-m unit` select a tier and a test can't sit in a tier without its mark. Servers: one RocketMQ 5
+(namesrv + local-mode proxy with its embedded broker) and one Redis per session, on ports clear
+of `make services-up`; both are stopped at the end of the session.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from harness import paths
 from harness.apps import free_port
 from harness.redis import RedisServer, ensure_redis_server
 from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars
+
+
+TESTS = Path(__file__).resolve().parent
+TIERS = {"integration": "integration", "e2e": "e2e", "chart": "chart", "unit": "unit"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        item.add_marker(getattr(pytest.mark, TIERS.get(folder, "unit")))
 
 
 @pytest.fixture(scope="session")

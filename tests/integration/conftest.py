@@ -18,8 +18,6 @@ from harness.apps import AgentprodProcess
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
-pytestmark = pytest.mark.integration
-
 MAX_RETRIES = 2
 
 
