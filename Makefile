@@ -40,11 +40,14 @@ test: install system-deps lint typecheck
 	$(BIN)/pytest
 
 ## redis-server from Debian (when missing), RocketMQ 5 from Maven Central, the Kubernetes
-## control plane (etcd, kube-apiserver, kube-controller-manager, kubectl, helm) built with Go
-## and skaffold's JSON schema (Go module proxy); cached under $(AGENTPROD_CACHE).
+## control plane and node (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+## kubelet, kube-proxy, CoreDNS, kubectl, helm) built with Go, the node's Debian packages
+## (containerd, runc, CNI plugins, nftables, buildah, debootstrap), the node's images built
+## from the Dockerfiles, and skaffold's JSON schema; cached under $(AGENTPROD_CACHE).
 system-deps: install
 	$(HARNESS) deps
 	$(HARNESS) control-plane
+	$(HARNESS) node-deps
 	$(HARNESS) schemas
 	$(HARNESS) llm-deps
 
@@ -94,12 +97,12 @@ llm-up: install
 llm-down: install
 	@$(HARNESS) llm-down
 
-## Local control plane (etcd + kube-apiserver + kube-controller-manager) on 127.0.0.1 with the
-## CRD installed; kubeconfig at .cache/cluster/kubeconfig.
+## Local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and one real
+## node (containerd + kubelet + kube-proxy + CoreDNS on bridge 10.88.0.1/16, no default route),
+## the images built from the Dockerfiles imported, the CRD installed; kubeconfig at
+## .cache/cluster/kubeconfig (see docs/kind.md).
 cluster-up: install system-deps
 	$(HARNESS) cluster-up
-	$$($(HARNESS) control-plane)/kubectl --kubeconfig .cache/cluster/kubeconfig \
-	    apply --server-side -f crds/agentpipelines.agentprod.io.yaml
 
 cluster-down: install
 	$(HARNESS) cluster-down

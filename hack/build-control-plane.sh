@@ -22,10 +22,13 @@ minor=${K8S_VERSION#1.}; minor=${minor%%.*}
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=auto
 
 have() { [ -x "$BIN/$1" ]; }
+WORK_DIRS=()
+trap 'rm -rf "${WORK_DIRS[@]}"' EXIT
 say() { echo "build-control-plane: $*" >&2; }
 
 k8s_wrapper() {
-  work="$OUT/k8s-wrapper"; rm -rf "$work"; mkdir -p "$work"; cd "$work"
+  # A wrapper folder of its own: a concurrent run's cleanup must not pull it away.
+  work=$(mktemp -d "$OUT/k8s-wrapper.XXXXXX"); WORK_DIRS+=("$work"); cd "$work"
   staging="0.${K8S_VERSION#1.}"
   go mod init local/k8sbin >/dev/null 2>&1
   gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
@@ -65,7 +68,7 @@ fi
 
 if ! have etcd; then
   say "building etcd v$ETCD_VERSION"
-  work="$OUT/etcd-wrapper"; rm -rf "$work"; mkdir -p "$work"; cd "$work"
+  work=$(mktemp -d "$OUT/etcd-wrapper.XXXXXX"); WORK_DIRS+=("$work"); cd "$work"
   go mod init local/etcdbin >/dev/null 2>&1
   go mod edit -require="go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
   printf '//go:build tools\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
@@ -84,7 +87,7 @@ fi
 
 if [ "$WHAT" = all ] && ! have coredns; then
   say "building coredns v$COREDNS_VERSION (bind, errors, health, ready, cache, kubernetes)"
-  work="$OUT/coredns-wrapper"; rm -rf "$work"; mkdir -p "$work"; cd "$work"
+  work=$(mktemp -d "$OUT/coredns-wrapper.XXXXXX"); WORK_DIRS+=("$work"); cd "$work"
   go mod init local/corednsbin >/dev/null 2>&1
   go mod edit -require="github.com/coredns/coredns@v$COREDNS_VERSION"
   # CoreDNS' own main compiles in every plugin (cloud DNS providers included); this one takes
@@ -114,5 +117,4 @@ GO
   go build -trimpath -ldflags "-s -w" -o "$BIN/coredns" .
 fi
 
-rm -rf "$OUT/k8s-wrapper" "$OUT/etcd-wrapper" "$OUT/coredns-wrapper"
 echo "$BIN"

@@ -123,25 +123,50 @@ def cmd_schemas() -> None:
 
 
 def cmd_cluster_up() -> None:
-    """Build or reuse the control-plane binaries and start etcd + apiserver + KCM."""
-    from harness.kubernetes import ControlPlane, cluster_home, ensure_binaries
+    """Control plane + one real node (containerd, kubelet, kube-proxy, CoreDNS), images
+    built from the Dockerfiles and imported, the CRD installed."""
+    from harness.cluster import LocalCluster
+    from harness.kubernetes import cluster_home
 
-    plane = ControlPlane(home=cluster_home(), bin_dir=ensure_binaries())
-    if plane.running:
+    cluster = LocalCluster(home=cluster_home())
+    if cluster.running:
         _say("cluster already running")
     else:
-        plane.start()
-        _say("cluster ready")
-    print(f"KUBECONFIG={plane.kubeconfig}")
-    print(f"KUBECTL={plane.bin_dir / 'kubectl'}")
+        timings = cluster.start()
+        _say("cluster ready: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    print(f"KUBECONFIG={cluster.kubeconfig}")
+    print(f"KUBECTL={cluster.plane.bin_dir / 'kubectl'}")
+    print(f"HELM={cluster.plane.bin_dir / 'helm'}")
 
 
 def cmd_cluster_down() -> None:
-    from harness.kubernetes import ControlPlane, cluster_home
+    from harness.cluster import LocalCluster
+    from harness.kubernetes import cluster_home
 
-    plane = ControlPlane(home=cluster_home(), bin_dir=Path("/nonexistent"))
-    plane.stop()
+    LocalCluster(home=cluster_home()).stop()
     _say("cluster stopped")
+
+
+def cmd_node_deps() -> None:
+    """The node's Debian packages (containerd, runc, CNI plugins, nftables, buildah,
+    debootstrap) when missing, then its binaries and images, cached."""
+    from harness.cluster import ensure_images
+    from harness.kubernetes import ensure_binaries
+    from harness.node import ensure_packages
+
+    added = ensure_packages()
+    _say(f"apt-get installed {' '.join(added)}" if added else "node packages present")
+    print(f"node-binaries {ensure_binaries(node=True)}")
+    for image, archive in ensure_images().items():
+        print(f"image {image} {archive}")
+
+
+def cmd_images() -> None:
+    """Build (or reuse) the node's images and print their archives."""
+    from harness.cluster import ensure_images
+
+    for image, archive in ensure_images().items():
+        print(f"{image} {archive}")
 
 
 def cmd_control_plane() -> None:
@@ -187,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cluster-up",
             "cluster-down",
             "control-plane",
+            "images",
+            "node-deps",
             "schemas",
             "llm-deps",
             "llm-up",
@@ -211,6 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_control_plane()
         elif args.command == "schemas":
             cmd_schemas()
+        elif args.command == "images":
+            cmd_images()
+        elif args.command == "node-deps":
+            cmd_node_deps()
         elif args.command.startswith("llm-"):
             cmd_llm(args.command)
         else:

@@ -217,7 +217,10 @@ def _build(
     context: Path,
     sources: Iterable[Path],
     build_args: dict[str, str],
+    host_certificates: bool = False,
 ) -> Path:
+    """buildah build; ``host_certificates`` mounts the host's CA bundle (pip behind a TLS proxy
+    needs it; apt fetches from the Debian mirror over plain HTTP with signed indexes)."""
     digest = hashlib.sha256(image.encode())
     for key, value in sorted(build_args.items()):
         digest.update(f"{key}={value}\0".encode())
@@ -232,7 +235,7 @@ def _build(
         "--pull-never",
         "--network=host",
         "--layers=false",
-        "--volume=/etc/ssl/certs:/etc/ssl/certs:ro",
+        *(["--volume=/etc/ssl/certs:/etc/ssl/certs:ro"] if host_certificates else []),
         f"--file={dockerfile}",
         f"--tag={image}",
         *args,
@@ -262,6 +265,7 @@ def ensure_app_images(buildah: Buildah) -> dict[str, Path]:
             context=root,
             sources=[root / item for item in APP_SOURCES],
             build_args={"PYTHON_BASE": base},
+            host_certificates=True,
         )
     return built
 

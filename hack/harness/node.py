@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,40 @@ IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The kubelet's and containerd's own processes, in start order (stopped in reverse).
 PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns")
+
+
+# Debian packages of the node and of the image builds (command each provides).
+PACKAGES = {
+    "containerd": "containerd",
+    "runc": "runc",
+    "containernetworking-plugins": str(CNI_BIN / "bridge"),
+    "nftables": "nft",
+    "buildah": "buildah",
+    "debootstrap": "debootstrap",
+}
+
+
+def ensure_packages() -> list[str]:
+    """Install the Debian packages the node needs when missing (root); returns what was added."""
+    missing = [
+        package
+        for package, tool in PACKAGES.items()
+        if not (Path(tool).exists() if tool.startswith("/") else shutil.which(tool))
+    ]
+    if not missing:
+        return []
+    if os.geteuid() != 0:
+        raise ServiceError(f"missing {missing}: apt-get install {' '.join(missing)} (as root)")
+    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    lock = ["-o", "DPkg::Lock::Timeout=300"]
+    for argv in (
+        ["apt-get", *lock, "update", "-q"],
+        ["apt-get", *lock, "install", "-y", "-q", "--no-install-recommends", *missing],
+    ):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+        if done.returncode != 0:
+            raise ServiceError(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr}")
+    return missing
 
 
 def _say(message: str) -> None:
@@ -213,6 +248,7 @@ class Node:
     # ---- internals: network
 
     def _bridge_up(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "ip_forward.orig").write_text(IP_FORWARD.read_text())
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{NODE_IP}/16", "dev", BRIDGE)
