@@ -7,9 +7,8 @@ messages; `launch` starts `agentprod` processes and stops them at teardown.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from harness.apps import AgentprodProcess
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
-MAX_RETRIES = 2
+from tests.integration.helpers import MAX_RETRIES, Launch, Names
 
 
 @pytest.fixture
@@ -26,14 +25,6 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     yield client
     client.close()
-
-
-@dataclasses.dataclass(frozen=True)
-class Names:
-    request_topic: str
-    result_topic: str
-    group: str
-    downstream_group: str
 
 
 @pytest.fixture
@@ -69,9 +60,6 @@ def base_env(rocketmq: RocketMQ, redis_server: RedisServer, names: Names) -> dic
         "WORKER_SHUTDOWN_GRACE_SECONDS": "20",
         "LOG_LEVEL": "INFO",
     }
-
-
-Launch = Callable[..., AgentprodProcess]
 
 
 @pytest.fixture

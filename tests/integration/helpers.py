@@ -1,15 +1,34 @@
-"""Helpers shared by the end-to-end tests: wait on Redis, read the result topic downstream."""
+"""Helpers of the integration tests: the per-test names, `launch`'s type, waiting on Redis and
+reading the result topic downstream. Tests and the conftest import these; no test module
+imports another test module or the conftest."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import redis
 from agentprod import keys
 from agentprod.broker.rocketmq import RocketMQConsumer, configuration
+from harness.apps import AgentprodProcess
+
+#: Deliveries a test group allows before dead-lettering (MQ_MAX_RETRIES of the processes).
+MAX_RETRIES = 2
+
+#: `launch("api" | "worker", wait=True, **env)` → a started (by default healthy) process.
+Launch = Callable[..., AgentprodProcess]
+
+
+@dataclasses.dataclass(frozen=True)
+class Names:
+    request_topic: str
+    result_topic: str
+    group: str
+    downstream_group: str
 
 
 def statuses(client: redis.Redis, task_ids: list[str]) -> list[str | None]:

@@ -19,8 +19,7 @@ from harness.apps import AgentprodProcess, free_port
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
-from tests.integration.conftest import Launch
-from tests.integration.results import wait_for_status
+from tests.integration.helpers import Launch, wait_for_status
 
 LIMIT = 1000
 

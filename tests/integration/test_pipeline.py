@@ -21,8 +21,15 @@ from agentprod.broker.rocketmq import RocketMQPublisher, configuration
 from agentprod.models import TaskMessage
 from harness.rocketmq import RocketMQ
 
-from tests.integration.conftest import MAX_RETRIES, Launch, Names
-from tests.integration.results import read_results, record, statuses, wait_for_status
+from tests.integration.helpers import (
+    MAX_RETRIES,
+    Launch,
+    Names,
+    read_results,
+    record,
+    statuses,
+    wait_for_status,
+)
 
 
 async def post_tasks(url: str, bodies: list[dict[str, object]]) -> list[str]:
