@@ -18,13 +18,20 @@ from kubernetes_asyncio.client.exceptions import ApiException
 HASH_ANNOTATION = "agentprod.io/template-hash"
 
 
-async def connect() -> Any:
-    """An API client from $KUBECONFIG / ~/.kube/config, or the in-cluster service account."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+async def connect(*, kubeconfig: str | None = None) -> Any:
+    """An API client from `kubeconfig` (tests), $KUBECONFIG / ~/.kube/config, or the in-cluster
+    service account."""
+    if (
+        not kubeconfig
+        and os.environ.get("KUBERNETES_SERVICE_HOST")
+        and not os.environ.get("KUBECONFIG")
+    ):
         config.load_incluster_config()
         return client.ApiClient()
     configuration = client.Configuration()
-    await config.load_kube_config(client_configuration=configuration)
+    await config.load_kube_config(
+        config_file=kubeconfig or os.environ.get("KUBECONFIG"), client_configuration=configuration
+    )
     return client.ApiClient(configuration)
 
 
