@@ -1,0 +1,145 @@
+"""A small OpenAI-compatible test server on 127.0.0.1 that injects faults (the tests' own).
+
+It answers `POST /v1/chat/completions` and `GET /v1/models`. What it does is chosen by a marker
+in the last user message, so one server serves every test and each test owns its prompts:
+
+- `[429xN:S]` / `[503xN:S]`: the first N calls for this prompt answer 429/503 with
+  `Retry-After: S`, later ones succeed;
+- `[500]`: always 500; `[400]`: always 400 (not retryable);
+- `[slow:S]`: answer after S seconds (the client's timeout should fire first);
+- `[badplan]`: a forced tool call gets arguments that are not a plan;
+- anything else: `echo: <message>` with usage.
+
+`calls(prompt)` gives the times of the calls made for a prompt, so tests can check that a
+retry honoured Retry-After and that nothing was called twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_FAULT = re.compile(r"\[(429|503)x(\d+):(\d+(?:\.\d+)?)\]")
+_SLOW = re.compile(r"\[slow:(\d+(?:\.\d+)?)\]")
+
+
+class FaultyModelServer:
+    def __init__(self) -> None:
+        self._calls: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": "fake-model"}]})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                status, headers, answer, delay = owner._respond(body)
+                if delay:
+                    time.sleep(delay)
+                self._send(status, answer, headers)
+
+            def _send(
+                self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
+                raw = json.dumps(body).encode()
+                try:
+                    self.send_response(status)
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                    pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def calls(self, marker: str) -> list[float]:
+        """Wall-clock times of the calls whose last user message contains `marker`."""
+        with self._lock:
+            return [t for prompt, times in self._calls.items() if marker in prompt for t in times]
+
+    def _respond(self, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any], float]:
+        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+        prompt = str(users[0].get("content") or "") if users else ""
+        with self._lock:
+            times = self._calls.setdefault(prompt, [])
+            times.append(time.time())
+            count = len(times)
+        fault = _FAULT.search(prompt)
+        if fault and count <= int(fault.group(2)):
+            status = int(fault.group(1))
+            return status, {"Retry-After": fault.group(3)}, _error("slow down"), 0.0
+        if "[500]" in prompt:
+            return 500, {}, _error("internal error"), 0.0
+        if "[400]" in prompt:
+            return 400, {}, _error("context length exceeded"), 0.0
+        slow = _SLOW.search(prompt)
+        delay = float(slow.group(1)) if slow else 0.0
+        model = str(body.get("model") or "fake-model")
+        if body.get("tool_choice"):
+            arguments = "no plan here" if "[badplan]" in prompt else json.dumps(_plan())
+            return 200, {}, _completion(model, "", arguments), delay
+        return 200, {}, _completion(model, f"echo: {prompt}", None), delay
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "server_error"}}
+
+
+def _plan() -> dict[str, Any]:
+    return {
+        "subtasks": [
+            {
+                "id": 1,
+                "description": "multiply",
+                "tool": "calculate",
+                "args": {"expression": "25*4"},
+            }
+        ]
+    }
+
+
+def _completion(model: str, content: str, arguments: str | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if arguments is not None:
+        message["tool_calls"] = [
+            {
+                "id": "c1",
+                "type": "function",
+                "function": {"name": "submit_plan", "arguments": arguments},
+            }
+        ]
+    return {
+        "id": "fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 8, "completion_tokens": 4, "total_tokens": 12},
+    }
