@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).parents[2]
@@ -89,3 +90,46 @@ def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+# ---- scenarios shared by the template tests
+
+APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+CRD_NAME = "agentpipelines.agentprod.io"
+PIPELINE = {
+    "name": "price-alerts",
+    "spec": {
+        "topics": {"request": {"name": "TopicTest"}, "result": {"name": "TopicResult"}},
+        "consumerGroup": {"name": "GID_AGENT_PYTHON"},
+    },
+}
+EVERYTHING_ON: dict[str, Any] = {
+    "redis": {"dev": {"enabled": True}},
+    "rocketmq": {"dev": {"enabled": True}},
+    "networkPolicy": {"enabled": True},
+    "metrics": {
+        "serviceMonitor": {"enabled": True},
+        "podMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+        "grafanaDashboard": {"enabled": True},
+    },
+    "api": {
+        "ingress": {"enabled": True},
+        "autoscaling": {"enabled": True},
+        "resources": {"requests": {"cpu": "100m"}},
+    },
+    "pipelines": [PIPELINE],
+}
+SCENARIOS = [pytest.param(None, id="defaults"), pytest.param("everything", id="everything")] + [
+    pytest.param(path, id=path.name) for path in CI_VALUES
+]
+
+
+def scenario_objects(chart: Chart, scenario: Path | str | None) -> list[dict[str, Any]]:
+    """What a scenario of SCENARIOS renders: defaults, everything on, or a ci/ values file."""
+    if scenario is None:
+        return chart.render()
+    if scenario == "everything":
+        return chart.render(EVERYTHING_ON)
+    assert isinstance(scenario, Path)
+    return chart.render(files=[scenario])
