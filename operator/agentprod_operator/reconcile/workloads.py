@@ -15,6 +15,9 @@ HEALTH_PORT = 8001
 MANAGER = "agentprod-operator"
 # Leave the worker a margin inside the pod's grace period to finish and exit cleanly.
 DRAIN_MARGIN_SECONDS = 5
+#: Writable scratch space of the worker (its root filesystem is read-only): HOME and temp files.
+TMP_MOUNT = "/tmp"
+TMP_SIZE_LIMIT = "64Mi"
 
 
 def name_for(pipeline: str) -> str:
@@ -37,6 +40,9 @@ def worker_env(spec: specs.AgentPipelineSpec) -> list[dict[str, Any]]:
     """The variables `agentprod worker` reads (the seed's names), then the user's own."""
     grace = spec.worker.terminationGracePeriodSeconds
     env: list[dict[str, Any]] = [
+        # The root filesystem is read-only: HOME on the /tmp emptyDir, where the RocketMQ
+        # client creates its log folder (~/logs/rocketmq_python) at import time.
+        {"name": "HOME", "value": TMP_MOUNT},
         {"name": "MQ_ENDPOINT", "value": spec.rocketmq.endpoint},
         {"name": "MQ_NAMESRV", "value": spec.rocketmq.nameServer},
         {"name": "MQ_TOPIC_REQUEST", "value": spec.topics.request.name},
@@ -90,6 +96,7 @@ def desired_deployment(
         "livenessProbe": probe | {"failureThreshold": 6},
         "readinessProbe": probe | {"failureThreshold": 2},
         "resources": spec.worker.resources,
+        "volumeMounts": [{"name": "tmp", "mountPath": TMP_MOUNT}],
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -122,6 +129,7 @@ def desired_deployment(
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}}],
                 },
             },
         },

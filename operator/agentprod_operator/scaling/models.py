@@ -109,11 +109,10 @@ class ScalingPolicy:
     ) -> ScalingPolicy:
         """The policy for a pipeline: its spec.scaling, spec.worker.concurrency, annotations.
 
-        `targetDrainSeconds`, `paused` and `scaleDownStabilizationSeconds` are read when the
-        spec has them (they are proposed additions to ScalingSpec); otherwise the defaults hold.
+        `targetDrainSeconds` switches to rate mode; `paused` (or the paused annotation) holds
+        the replicas.
         """
-        drain = getattr(scaling, "targetDrainSeconds", None)
-        window = getattr(scaling, "scaleDownStabilizationSeconds", None)
+        drain = scaling.targetDrainSeconds
         flagged = (annotations or {}).get(PAUSED_ANNOTATION, "").strip().lower() == "true"
         return cls(
             min_replicas=scaling.minReplicas,
@@ -124,10 +123,8 @@ class ScalingPolicy:
             concurrency=concurrency,
             target_drain_seconds=None if drain is None else float(drain),
             stale_seconds=3.0 * scaling.pollSeconds,
-            scale_down_stabilization_seconds=(
-                cls.scale_down_stabilization_seconds if window is None else float(window)
-            ),
-            paused=bool(getattr(scaling, "paused", False)) or flagged,
+            scale_down_stabilization_seconds=float(scaling.scaleDownStabilizationSeconds),
+            paused=scaling.paused or flagged,
         )
 
 

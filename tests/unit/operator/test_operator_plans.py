@@ -119,3 +119,17 @@ def test_deployment_wires_the_worker() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["selector"]["matchLabels"] == workloads.selector_labels("p")
+
+
+def test_worker_pods_have_a_writable_home_on_a_read_only_root() -> None:
+    """The RocketMQ client writes ~/logs at import: HOME lives on an emptyDir at /tmp."""
+    deployment = workloads.desired_deployment(
+        pipeline="p", namespace="ns", spec=pipeline(), replicas=1
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["HOME"] == "/tmp"
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
