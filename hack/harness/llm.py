@@ -186,6 +186,8 @@ class LlamaServer:
         self.model = model
         self.port = port
         self.threads = threads
+        # Held until stop(): a Popen dropped while its child runs warns (ResourceWarning).
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
@@ -238,6 +240,7 @@ class LlamaServer:
             "chatml-function-calling",
         ]
         proc = start_background(argv=argv, log=self.log_path)
+        self._proc = proc
         write_pidfile(path=self._pidfile, pid=proc.pid)
         try:
             wait_until(
@@ -256,6 +259,9 @@ class LlamaServer:
         pid = self.pid
         if pid is not None:
             stop_process(pid=pid, timeout=15)
+        if self._proc is not None:
+            self._proc.wait(timeout=15)
+            self._proc = None
         remove_pidfile(path=self._pidfile)
 
     def tail(self) -> str:
