@@ -2,7 +2,8 @@
 
 Variable names are the seed's (`REDIS_HOST`, `MQ_ENDPOINT`, `MQ_TOPIC_REQUEST`, ...), so users of
 the original system can move over unchanged. Invalid values fail at start with a
-`ConfigurationError` that names the variable; command-line flags override through `with_overrides`.
+`ConfigurationError` that names the variable; command-line flags override through
+`load_settings(**overrides)` (the CLI passes the flags it was given).
 """
 
 from __future__ import annotations

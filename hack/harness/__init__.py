@@ -1,6 +1,9 @@
-"""Local-services harness: runs RocketMQ 5 (namesrv + local-mode proxy) and Redis for dev and tests.
+"""Local-services harness: real RocketMQ 5, Redis, the Kubernetes control plane and node, and
+the model server, for development, tests and benchmarks.
 
-Stdlib only. ``python -m harness up|down|status|jars`` (with ``PYTHONPATH=hack``) drives the
-developer services; tests import :class:`harness.rocketmq.RocketMQ` and
-:class:`harness.redis.RedisServer` to run private instances on other ports.
+``python -m harness --help`` (``PYTHONPATH=hack``; the Makefile sets it) lists the commands
+(services, cluster, deps, llm). Tests import :class:`harness.rocketmq.RocketMQ`,
+:class:`harness.redis.RedisServer` and friends to run private instances on other ports. It uses
+the project's own RocketMQ admin library (``agentprod_operator.rocketmq``) and ``cryptography``
+for the control plane's certificates.
 """

@@ -188,24 +188,6 @@ def wait_until(
         time.sleep(interval)
 
 
-def wait_for_port(
-    *,
-    host: str,
-    port: int,
-    timeout: float,
-    proc: subprocess.Popen[bytes] | None = None,
-    log: Path | None = None,
-) -> None:
-    """Wait until ``host:port`` accepts TCP connections."""
-    wait_until(
-        check=lambda: port_open(host=host, port=port),
-        timeout=timeout,
-        what=f"port {host}:{port}",
-        proc=proc,
-        log=log,
-    )
-
-
 def wait_for_log_line(
     *,
     path: Path,

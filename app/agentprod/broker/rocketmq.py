@@ -1,15 +1,15 @@
 """RocketMQ 5 through its gRPC proxy, with the official `rocketmq-python-client`.
 
-The client is synchronous and runs its own I/O thread; every call here goes through its future
-API and `asyncio.wrap_future`, so nothing blocks the event loop. Start-up runs in a thread under
-a timeout because the client can wait forever for settings when the proxy is unreachable, and a
-failed client is replaced on the next use (a client cannot be restarted).
+The official clients keep the session (settings handshake, heartbeats, routes, signing); they
+are synchronous with their own I/O thread, so the calls still made through them (receive,
+change of invisibility) go through their future API and `asyncio.wrap_future`, and start-up
+runs in a thread under a timeout (a client can wait forever for settings when the proxy is
+unreachable). A failed client is replaced on the next use (a client cannot be restarted).
 
-Sends are the hot path of the API and the worker, so the publisher keeps the official producer
-for its session (settings handshake, heartbeats, routes, signing) but sends over its own
-`grpc.aio` channel on the caller's event loop — no hop to the client's I/O thread and back — and
-group-commits concurrent sends to one topic into one `SendMessage` request (the proxy writes
-them as one batch: all stored or none). Profile and figures: docs/benchmarks.md "Hot-path work".
+The hot path does not hop to that thread: sends (API and worker) and acks (worker) go over our
+own `grpc.aio` channel on the caller's event loop, group-committed per topic — concurrent sends
+into one `SendMessage` (the proxy stores the batch all or none), acks into one `AckMessage`.
+Profile and figures: docs/benchmarks.md "Hot-path work".
 """
 
 from __future__ import annotations
