@@ -26,7 +26,7 @@ from agentprod.llm.config import LLMSettings
 Handler = Callable[[dict[str, Any]], httpx2.Response]
 ENV = {
     "OPENAI_BASE_URL": "http://model.test/v1",
-    "OPENAI_API_KEY": "test",
+    "OPENAI_API_KEY": "sk-unit-secret",
     "LLM_MODEL_FAST": "m-fast",
     "LLM_MODEL_STRONG": "m-strong",
     "LLM_PRICES": '{"m-fast": {"input": 1, "output": 2}}',
@@ -64,9 +64,10 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> None:
 class Scripted:
     """Records the request bodies and answers with `handler`."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, *, redis_client: Any = None) -> None:
         self.handler = handler
         self.requests: list[dict[str, Any]] = []
+        self.redis_client = redis_client  # None: a fresh in-process Redis per service
 
     def factory(self, settings: LLMSettings, redis_client: Any) -> LLMService:
         def respond(request: httpx2.Request) -> httpx2.Response:
@@ -80,7 +81,8 @@ class Scripted:
             max_retries=0,
             http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(respond)),
         )
-        real = LLMService.build(settings, fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer()))
+        client = self.redis_client or fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+        real = LLMService.build(settings, client)
         real.client = ModelClient(settings, client=sdk)
         return real
 
