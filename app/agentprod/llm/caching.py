@@ -7,7 +7,8 @@ MD5 of query + model, which served answers made under other settings. Only deter
 requests (temperature 0) are cached unless the caller opts in (`cacheable`).
 
 Storage (`ResponseCache`): each entry is a string with a TTL; a sorted set orders the entries
-by last use, and a write that takes the set over `max_entries` evicts the least recently used.
+by last use (scored by a logical clock, `tick` in the stats hash, so the order is exact), and
+a write that takes the set over `max_entries` evicts the least recently used.
 Hits, misses, writes and evictions are counted in one hash for `GET /cache/stats`. The cache is
 best effort: a Redis error is a miss (logged), never a failed call.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import time
 from typing import Any
 
 import orjson
@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 _GET = """
 local value = redis.call('GET', KEYS[1])
 if value then
-  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], redis.call('HINCRBY', KEYS[3], 'tick', 1), ARGV[1])
   redis.call('HINCRBY', KEYS[3], 'hits', 1)
 else
-  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('HINCRBY', KEYS[3], 'misses', 1)
 end
 return value
@@ -41,12 +41,12 @@ return value
 
 _SET = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[2], redis.call('HINCRBY', KEYS[3], 'tick', 1), ARGV[3])
 redis.call('HINCRBY', KEYS[3], 'writes', 1)
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
 if over > 0 then
   local oldest = redis.call('ZPOPMIN', KEYS[2], over)
-  for i = 1, #oldest, 2 do redis.call('DEL', ARGV[6] .. oldest[i]) end
+  for i = 1, #oldest, 2 do redis.call('DEL', ARGV[5] .. oldest[i]) end
   redis.call('HINCRBY', KEYS[3], 'evictions', over)
 end
 return over
@@ -113,7 +113,7 @@ class ResponseCache:
                     keys.llm_cache_lru(),
                     keys.llm_cache_stats(),
                 ],
-                args=[int(time.time() * 1000), digest],
+                args=[digest],
             )
         except Exception as error:  # best effort: any Redis failure is a miss
             log.warning("response cache read failed (treated as a miss): %s", error)
@@ -138,7 +138,6 @@ class ResponseCache:
                 args=[
                     orjson.dumps(completion.as_json()),
                     self.ttl_seconds,
-                    int(time.time() * 1000),
                     digest,
                     self.max_entries,
                     keys.llm_cache_prefix(),
@@ -150,7 +149,7 @@ class ResponseCache:
     async def stats(self) -> CacheStats:
         counters = await self._redis.hgetall(keys.llm_cache_stats())
         entries = await self._redis.zcard(keys.llm_cache_lru())
-        values = {_text(k): int(v) for k, v in counters.items()}
+        values = {_text(k): int(v) for k, v in counters.items()}  # `tick` is not shown
         return CacheStats(
             hits=values.get("hits", 0),
             misses=values.get("misses", 0),
