@@ -90,7 +90,7 @@ services-status: install
 	$(HARNESS) status
 
 ## A real OpenAI-compatible model server (llama.cpp + SmolLM2-135M) on 127.0.0.1:8088; prints
-## the OPENAI_BASE_URL and model variables to export (`make llm-up > .env.llm`).
+## the OPENAI_BASE_URL and model variables to export (`make -s llm-up > .env.llm`).
 llm-up: install
 	@$(HARNESS) llm-up
 
