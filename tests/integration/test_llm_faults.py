@@ -114,7 +114,7 @@ def test_invalid_plan_falls_back_clearly(
 
 
 def test_no_model_configured_is_a_503_naming_the_variable(launch: Launch) -> None:
-    api = launch("api")
+    api = launch("api", LLM_MODEL_FAST="", LLM_MODEL_STRONG="")  # whatever the shell has
     answer = httpx.post(f"{api.url}/chat", json={"query": "hi"}, timeout=30)
     assert answer.status_code == 503, answer.text
     assert "LLM_MODEL_FAST" in answer.text
