@@ -28,6 +28,8 @@ def step_for(claim: Claim) -> Step:
         return Step.RUN
     if claim.outcome is ClaimOutcome.FINISHED:
         return Step.ACK if claim.result_published else Step.PUBLISH_AND_ACK
+    if claim.outcome is ClaimOutcome.ABANDONED:  # the claim stored `failed`: publish it
+        return Step.PUBLISH_AND_ACK
     if claim.outcome is ClaimOutcome.BUSY:
         return Step.DEFER
     return Step.DROP
@@ -59,6 +61,13 @@ def retry_after_delay(*, after_seconds: float) -> float:
     """The wait an agent's `RetryLater` asks for (a provider's Retry-After, a rate-limit window),
     at least 1 s and at most the broker's longest invisible duration (12 h)."""
     return min(max(1.0, after_seconds), MAX_INVISIBLE_SECONDS)
+
+
+def max_lost_attempts(*, configured: int, max_attempts: int) -> int:
+    """Lost runs (expired leases) a task may have before it fails: the configured number, but
+    low enough to fail it before the broker's last delivery, after which it would be
+    dead-lettered with its record still `running`."""
+    return max(1, min(configured, max_attempts - 1))
 
 
 def renew_every(invisible_seconds: float) -> float:

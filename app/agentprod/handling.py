@@ -26,10 +26,14 @@ from agentprod import decisions, metrics
 from agentprod.agents.base import AgentTask, PermanentAgentError, RetryLater
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
-from agentprod.models import ResultMessage, TaskMessage, TaskStatus, from_epoch
-from agentprod.store import TaskStore
+from agentprod.models import ClaimOutcome, ResultMessage, TaskMessage, TaskStatus, from_epoch
+from agentprod.store import StoreUnavailable, TaskStore
 
 log = logging.getLogger(__name__)
+
+#: How long a delivery handed back during a Redis outage stays hidden: the loop pauses its
+#: receives meanwhile, so this only spaces out the message's next delivery.
+STORE_DOWN_HIDE_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,7 @@ class HandlingOptions:
     retry_backoff_seconds: float
     result_ttl_seconds: int
     task_timeout_seconds: float = 0.0
+    max_lost_attempts: int = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Handler:
         options: HandlingOptions,
         clock: Callable[[], float],
         worker_id: str,
+        on_store_down: Callable[[StoreUnavailable], None] = lambda _: None,
     ) -> None:
         self._consumer = consumer
         self._publisher = publisher
@@ -79,6 +85,7 @@ class Handler:
         self._options = options
         self._clock = clock
         self._worker_id = worker_id
+        self._on_store_down = on_store_down
 
     async def handle(self, delivery: Delivery) -> None:
         """Handle one delivery; never raises but for cancellation (one message never kills the
@@ -94,6 +101,14 @@ class Handler:
             await self._process(delivery, message)
         except asyncio.CancelledError:
             raise
+        except StoreUnavailable as error:
+            # Redis is down: tell the loop (it stops receiving until Redis answers) and hand
+            # the message back at once rather than burn its deliveries on failing claims.
+            log.warning("task %s: task store unavailable; handed back", message.task_id)
+            metrics.DELIVERIES.labels(step="store_down").inc()
+            self._on_store_down(error)
+            with contextlib.suppress(BrokerUnavailable):
+                await self._consumer.change_invisible(delivery, seconds=STORE_DOWN_HIDE_SECONDS)
         except Exception:
             # Redis or the broker failed mid-way: no ack, so the message comes back later.
             log.exception("task %s: processing failed; left for redelivery", message.task_id)
@@ -106,8 +121,16 @@ class Handler:
             owner=owner,
             now=self._clock(),
             lease_seconds=self._options.invisible_seconds,
+            max_lost=decisions.max_lost_attempts(
+                configured=self._options.max_lost_attempts,
+                max_attempts=self._options.max_attempts,
+            ),
+            result_ttl_seconds=self._options.result_ttl_seconds,
         )
         step = decisions.step_for(claim)
+        if claim.outcome is ClaimOutcome.ABANDONED:
+            log.warning("task %s failed: its worker was lost too many times", message.task_id)
+            metrics.TASKS_FINISHED.labels(status="failed").inc()
         metrics.DELIVERIES.labels(step=step.value).inc()
         if step is decisions.Step.RUN:
             await self._run(Attempt(delivery, message, owner, claim.attempts))

@@ -30,7 +30,8 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 def serving(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[None]:
-    """Liveness (`/healthz`: the receive loop ticked recently) and `/metrics` for the worker."""
+    """Liveness (`/healthz`: the receive loop ticked recently), readiness (`/readyz`: Redis
+    reachable) and `/metrics` for the worker."""
     stale_after = max(
         60.0, 3.0 * (settings.worker_await_seconds + settings.mq_request_timeout_seconds)
     )
@@ -47,6 +48,17 @@ def serving(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[N
             "stopping": worker.stopping,
         }
         return JSONResponse(body, status_code=200 if alive else 503)
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Ready to take work: Redis reachable (while it is not, receiving is paused)."""
+        ready = worker.store_available and not worker.stopping
+        body = {
+            "status": "ready" if ready else "unready",
+            "store": "up" if worker.store_available else "down",
+            "stopping": worker.stopping,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -33,3 +33,8 @@ TASK_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 IN_FLIGHT = Gauge("agentprod_worker_in_flight", "Tasks this worker is running now.")
+STORE_UP = Gauge(
+    "agentprod_worker_store_up",
+    "1 while this worker reaches Redis; 0 while it has paused receiving for a Redis outage.",
+)
+STORE_UP.set(1)

@@ -72,6 +72,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
         shutdown_grace_seconds=settings.worker_shutdown_grace_seconds,
         result_ttl_seconds=settings.task_result_ttl_seconds,
         task_timeout_seconds=settings.worker_task_timeout_seconds,
+        max_lost_attempts=settings.worker_max_lost_attempts,
     )
 
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     worker_retry_backoff_seconds: float = Field(default=1.0, ge=0, le=3600)
     #: Per-task limit on the agent's run time; 0 disables it.
     worker_task_timeout_seconds: float = Field(default=0, ge=0)
+    #: Runs of one task whose worker was lost (its lease expired: crash, OOM kill) before the
+    #: task fails with "worker lost N times" instead of taking down worker after worker.
+    worker_max_lost_attempts: int = Field(default=3, ge=1, le=100)
     worker_health_host: str = "0.0.0.0"
     worker_health_port: int = Field(default=8001, ge=0, le=65535)
 

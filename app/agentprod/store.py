@@ -68,7 +68,7 @@ return 0
 """
 
 _CLAIM = """
-local f = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'attempts', 'published')
+local f = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'attempts', 'published', 'lost')
 local status = f[1]
 if not status then return {'missing', 0, 0, 0} end
 if status == 'done' or status == 'failed' then
@@ -79,9 +79,22 @@ if status == 'running' and tonumber(f[2] or 0) > now then
   return {'busy', tonumber(f[3]) or 0, 0, tonumber(f[2])}
 end
 local attempts = (tonumber(f[3]) or 0) + 1
+local lost = tonumber(f[5]) or 0
+if status == 'running' then
+  -- the lease ran out: the worker running it died (or hung) mid-task
+  lost = lost + 1
+  if lost >= tonumber(ARGV[5]) then
+    redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+    redis.call('HSET', KEYS[1], 'status', 'failed', 'lost', lost, 'result', 'null',
+      'error', 'worker lost ' .. lost .. ' times running this task', 'finished_at', now / 1000)
+    redis.call('EXPIRE', KEYS[1], ARGV[6])
+    redis.call('ZREM', KEYS[2], ARGV[4])
+    return {'abandoned', tonumber(f[3]) or 0, 0, 0}
+  end
+end
 local lease = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[1], 'lease_until', lease,
-  'attempts', attempts, 'started_at', now / 1000, 'sent', '1')
+  'attempts', attempts, 'started_at', now / 1000, 'sent', '1', 'lost', lost)
 redis.call('ZADD', KEYS[2], lease, ARGV[4])
 return {'claimed', attempts, 0, lease}
 """
@@ -198,10 +211,28 @@ class TaskStore:
         return _decode(fields)
 
     @_translated
-    async def claim(self, task_id: str, *, owner: str, now: float, lease_seconds: float) -> Claim:
+    async def claim(
+        self,
+        task_id: str,
+        *,
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        max_lost: int = 3,
+        result_ttl_seconds: int = 7 * 24 * 3600,
+    ) -> Claim:
+        """Take the task for `owner`; a task whose workers were lost `max_lost` times (each
+        claim after an expired lease counts) is failed here instead (outcome ABANDONED)."""
         answer = await self._claim(
             keys=[keys.task(task_id), self._running_key],
-            args=[owner, int(now * 1000), int(lease_seconds * 1000), task_id],
+            args=[
+                owner,
+                int(now * 1000),
+                int(lease_seconds * 1000),
+                task_id,
+                max_lost,
+                result_ttl_seconds,
+            ],
         )
         outcome, attempts, published, lease_until = answer
         return Claim(

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from agentprod import decisions, handling, metrics
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Publisher
-from agentprod.store import TaskStore
+from agentprod.store import StoreUnavailable, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,10 @@ MAX_BATCH = 32
 # receive costs the broker proxy far less than a receive per freed slot.
 RECEIVE_LINGER_SECONDS = 0.01
 RECEIVE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
+STORE_PING_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
+#: After the drain, how long to wait for a receive the stop interrupted, to hand its messages
+#: back at once instead of after their invisible time.
+PENDING_RECEIVE_WAIT_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +45,7 @@ class WorkerOptions:
     shutdown_grace_seconds: float
     result_ttl_seconds: int
     task_timeout_seconds: float = 0.0
+    max_lost_attempts: int = 3
 
 
 class Worker:
@@ -70,10 +75,16 @@ class Worker:
                 retry_backoff_seconds=options.retry_backoff_seconds,
                 result_ttl_seconds=options.result_ttl_seconds,
                 task_timeout_seconds=options.task_timeout_seconds,
+                max_lost_attempts=options.max_lost_attempts,
             ),
             clock=clock,
             worker_id=uuid.uuid4().hex[:12],
+            on_store_down=self._store_down,
         )
+        self._store = store
+        self._store_up = asyncio.Event()
+        self._store_up.set()
+        self._pending_receive: asyncio.Future[list[Delivery]] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self.last_heartbeat = time.monotonic()
@@ -83,11 +94,44 @@ class Worker:
     def in_flight(self) -> int:
         return len(self._running)
 
+    @property
+    def store_available(self) -> bool:
+        """False from a failed Redis call until a ping answers again (readiness reports it)."""
+        return self._store_up.is_set()
+
+    def _store_down(self, error: Exception) -> None:
+        if self._store_up.is_set():
+            log.warning("task store unavailable; receiving paused until it answers: %s", error)
+            self._store_up.clear()
+            metrics.STORE_UP.set(0)
+
+    async def _wait_for_store(self, stop: asyncio.Event) -> None:
+        """Ping Redis with a backoff until it answers (or stop); receives stay paused."""
+        attempt = 0
+        while not stop.is_set():
+            self.last_heartbeat = time.monotonic()  # paused on purpose: still alive
+            try:
+                await self._store.ping()
+            except StoreUnavailable:
+                delay = STORE_PING_BACKOFF_SECONDS[
+                    min(attempt, len(STORE_PING_BACKOFF_SECONDS) - 1)
+                ]
+                attempt += 1
+                await _first_of(asyncio.sleep(delay), stop.wait())
+                continue
+            log.info("task store answers again; receiving resumed")
+            self._store_up.set()
+            metrics.STORE_UP.set(1)
+            return
+
     async def run(self, stop: asyncio.Event) -> None:
         """Receive and process until `stop` is set, then drain; returns when done."""
         failures = 0
         while not stop.is_set():
             self.last_heartbeat = time.monotonic()
+            if not self._store_up.is_set():
+                await self._wait_for_store(stop)
+                continue
             free = self._options.concurrency - len(self._running)
             if free <= 0:
                 await _first_of(self._slot_freed.wait(), stop.wait())
@@ -112,6 +156,7 @@ class Worker:
             for delivery in deliveries:
                 self._spawn(delivery)
         await self._drain()
+        await self._settle_pending_receive()
 
     async def _slots_free(self, wanted: int) -> None:
         """Return once `wanted` slots are free."""
@@ -120,7 +165,12 @@ class Worker:
             await self._slot_freed.wait()
 
     async def _receive(self, max_messages: int, stop: asyncio.Event) -> list[Delivery]:
-        """Receive, but let a stop interrupt the wait; messages that still arrive go back."""
+        """Receive, but let a stop interrupt the wait.
+
+        On stop the pending long-poll is not waited out before the drain: the drain's grace
+        starts at once and whatever the receive still brings is handed back when it returns
+        (`_settle_pending_receive`), so SIGKILL never lands mid-drain because of it.
+        """
         receiving = asyncio.ensure_future(
             self._consumer.receive(
                 max_messages=max_messages, invisible_seconds=self._options.invisible_seconds
@@ -128,8 +178,21 @@ class Worker:
         )
         await _first_of(asyncio.shield(receiving), stop.wait())
         if not receiving.done():
-            log.info("stop requested: waiting for the pending receive to return")
+            self._pending_receive = receiving
+            return []
         return await receiving
+
+    async def _settle_pending_receive(self) -> None:
+        """Hand back what a receive interrupted by the stop still returned (bounded wait)."""
+        receiving, self._pending_receive = self._pending_receive, None
+        if receiving is None:
+            return
+        done, _ = await asyncio.wait({receiving}, timeout=PENDING_RECEIVE_WAIT_SECONDS)
+        if not done:
+            receiving.cancel()  # its messages reappear after their invisible time
+            return
+        if receiving.exception() is None:
+            await self._give_back(receiving.result())
 
     def _spawn(self, delivery: Delivery) -> None:
         task = asyncio.create_task(self._handler.handle(delivery))

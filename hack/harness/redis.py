@@ -59,9 +59,12 @@ def ping(*, host: str = HOST, port: int, timeout: float = 1.0) -> bool:
 class RedisServer:
     """``redis-server`` on 127.0.0.1:``port`` with its dir, log and pidfile under ``home``."""
 
-    def __init__(self, *, home: Path, port: int = 6379) -> None:
+    def __init__(self, *, home: Path, port: int = 6379, persistent: bool = False) -> None:
         self.home = home.resolve()
         self.port = port
+        #: Append-only file with an fsync per write, as agentprod needs in production
+        #: (docs/reliability.md): a restart keeps every record. Off: a restart loses them all.
+        self.persistent = persistent
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -106,7 +109,8 @@ class RedisServer:
             "--port", str(self.port),
             "--bind", HOST,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.persistent else "no",
+            "--appendfsync", "always",
             "--dir", str(self.home),
             "--daemonize", "no",
         ]  # fmt: skip
@@ -125,7 +129,7 @@ class RedisServer:
             raise
 
     def stop(self, *, timeout: float = 15.0) -> None:
-        """SIGTERM the server (SIGKILL after ``timeout``); nothing is persisted."""
+        """SIGTERM the server (SIGKILL after ``timeout``); only a persistent one keeps its data."""
         pid = self.pid
         if pid is not None:
             stop_process(pid=pid, timeout=timeout)

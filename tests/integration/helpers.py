@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import orjson
 import redis
 from agentprod import keys
@@ -97,3 +98,17 @@ async def read_results(
         await consumer.close()
     assert len(got) >= expect or not errors, errors[-3:]
     return got
+
+
+async def post_tasks(url: str, bodies: list[dict[str, object]]) -> list[str]:
+    """POST each body to /tasks (20 at a time); every one must be accepted (202)."""
+    limit = asyncio.Semaphore(20)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
+        async def post(body: dict[str, object]) -> str:
+            async with limit:
+                answer = await client.post("/tasks", json=body)
+                assert answer.status_code == 202, answer.text
+                return str(answer.json()["task_id"])
+
+        return list(await asyncio.gather(*(post(body) for body in bodies)))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import redis
 from agentprod.broker.base import Outgoing
 from agentprod.broker.rocketmq import RocketMQPublisher, configuration
@@ -25,24 +24,12 @@ from tests.integration.helpers import (
     MAX_RETRIES,
     Launch,
     Names,
+    post_tasks,
     read_results,
     record,
     statuses,
     wait_for_status,
 )
-
-
-async def post_tasks(url: str, bodies: list[dict[str, object]]) -> list[str]:
-    limit = asyncio.Semaphore(20)
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-
-        async def post(body: dict[str, object]) -> str:
-            async with limit:
-                answer = await client.post("/tasks", json=body)
-                assert answer.status_code == 202, answer.text
-                return str(answer.json()["task_id"])
-
-        return list(await asyncio.gather(*(post(body) for body in bodies)))
 
 
 async def test_200_tasks_done_and_one_result_each(

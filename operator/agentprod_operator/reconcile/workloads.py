@@ -81,11 +81,9 @@ def worker_env(spec: specs.AgentPipelineSpec) -> list[dict[str, Any]]:
 def desired_deployment(
     *, pipeline: str, namespace: str, spec: specs.AgentPipelineSpec, replicas: int
 ) -> dict[str, Any]:
-    probe = {
-        "httpGet": {"path": "/healthz", "port": "health"},
-        "periodSeconds": 10,
-        "timeoutSeconds": 3,
-    }
+    probe = {"periodSeconds": 10, "timeoutSeconds": 3}
+    alive = {"httpGet": {"path": "/healthz", "port": "health"}}  # the loop ticks
+    ready = {"httpGet": {"path": "/readyz", "port": "health"}}  # and reaches Redis
     container: dict[str, Any] = {
         "name": "worker",
         "image": spec.worker.image,
@@ -93,8 +91,8 @@ def desired_deployment(
         "args": ["worker"],
         "env": worker_env(spec),
         "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
-        "livenessProbe": probe | {"failureThreshold": 6},
-        "readinessProbe": probe | {"failureThreshold": 2},
+        "livenessProbe": probe | alive | {"failureThreshold": 6},
+        "readinessProbe": probe | ready | {"failureThreshold": 2},
         "resources": spec.worker.resources,
         "volumeMounts": [{"name": "tmp", "mountPath": TMP_MOUNT}],
         "securityContext": {

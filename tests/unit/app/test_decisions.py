@@ -14,6 +14,7 @@ from agentprod.models import Claim, ClaimOutcome
         (ClaimOutcome.FINISHED, False, Step.PUBLISH_AND_ACK),
         (ClaimOutcome.BUSY, False, Step.DEFER),
         (ClaimOutcome.MISSING, False, Step.DROP),
+        (ClaimOutcome.ABANDONED, False, Step.PUBLISH_AND_ACK),  # failed by the claim itself
     ],
 )
 def test_step_for_claim(outcome: ClaimOutcome, published: bool, step: Step) -> None:
@@ -71,3 +72,16 @@ def test_defer_waits_for_the_other_lease(lease_left: float, invisible: int, dela
 )
 def test_receive_fill_is_half_a_batch(concurrency: int, cap: int, fill: int) -> None:
     assert decisions.receive_fill(concurrency=concurrency, cap=cap) == fill
+
+
+@pytest.mark.parametrize(
+    ("configured", "max_attempts", "limit"),
+    [
+        (3, 17, 3),  # the setting, well before the broker's last delivery
+        (3, 3, 2),  # MQ_MAX_RETRIES 2: fail on the last delivery, not after it (dead letter)
+        (5, 1, 1),  # never below one
+        (1, 17, 1),
+    ],
+)
+def test_max_lost_attempts(configured: int, max_attempts: int, limit: int) -> None:
+    assert decisions.max_lost_attempts(configured=configured, max_attempts=max_attempts) == limit

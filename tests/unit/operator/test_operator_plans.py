@@ -117,6 +117,7 @@ def test_deployment_wires_the_worker() -> None:
     assert pod["terminationGracePeriodSeconds"] == 60
     assert container["image"] == "agentprod:9"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"  # unready: Redis down
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["selector"]["matchLabels"] == workloads.selector_labels("p")
 

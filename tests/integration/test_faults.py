@@ -1,0 +1,110 @@
+"""Faults that used to leave accepted tasks stuck or lost, each against real processes.
+
+Cases: Redis stopped under running workers (the worker pauses receiving and reports unready
+instead of burning deliveries, then resumes by itself: every task done, none dead-lettered); a
+task that kills every worker running it (failed with "worker lost N times" and a failed result,
+instead of `running` until its record expires).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from harness.apps import free_port
+from harness.redis import RedisServer
+from harness.rocketmq import RocketMQ
+
+from tests.integration.helpers import (
+    Launch,
+    Names,
+    post_tasks,
+    read_results,
+    record,
+    wait_for_status,
+)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own (AOF on, as production needs), free to stop and restart."""
+    server = RedisServer(home=tmp_path / "redis", port=free_port(), persistent=True)
+    server.start()
+    yield server
+    if server.running:
+        server.stop()
+
+
+def readiness(url: str) -> int:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def test_redis_outage_pauses_workers_and_loses_nothing(
+    launch: Launch, own_redis: RedisServer
+) -> None:
+    api = launch("api", REDIS_URL=own_redis.url)
+    worker = launch("worker", REDIS_URL=own_redis.url, AGENT="sleep", WORKER_CONCURRENCY="4")
+    bodies: list[dict[str, object]] = [
+        {"user_id": "u", "content": f"t{i}", "metadata": {"sleep_seconds": 0.5}} for i in range(40)
+    ]
+    task_ids = asyncio.run(post_tasks(api.url, bodies))
+    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    assert "done" in wait_for_status(client, task_ids, {"done"}, timeout=3)  # some ran already
+    own_redis.stop()
+    down_at = time.monotonic()
+    while readiness(worker.url) != 503 and time.monotonic() - down_at < 15:
+        time.sleep(0.2)
+    assert readiness(worker.url) == 503
+    assert httpx.get(f"{worker.url}/healthz", timeout=2).status_code == 200  # alive, paused
+    time.sleep(12)  # longer than the invisible time: the old worker burned deliveries here
+    assert worker.metric("agentprod_worker_store_up") == 0
+    own_redis.start()
+    final = wait_for_status(client, task_ids, {"done"}, timeout=120)
+    assert final.count("done") == len(task_ids), {s: final.count(s) for s in set(final)}
+    assert readiness(worker.url) == 200
+    assert worker.metric("agentprod_worker_store_up") == 1
+    assert worker.metric("agentprod_tasks_finished_total", 'status="failed"') == 0
+
+
+def test_task_that_kills_its_worker_every_time_fails_visibly(
+    launch: Launch, redis_client: redis.Redis, names: Names, rocketmq: RocketMQ
+) -> None:
+    """The typical OOM input: every worker that runs it dies. It used to cycle until the broker
+    dead-lettered it and its record stayed `running` for 7 days; now its second lost run
+    (MQ_MAX_RETRIES 2 here: 3 deliveries) fails it, visibly, with a failed result."""
+    api = launch("api")
+    (task_id,) = asyncio.run(
+        post_tasks(
+            api.url, [{"user_id": "u", "content": "oom", "metadata": {"sleep_seconds": 300}}]
+        )
+    )
+    for _ in range(2):
+        worker = launch("worker", AGENT="sleep")
+        assert wait_for_status(redis_client, [task_id], {"running"}, timeout=60) == ["running"]
+        worker.kill()  # SIGKILL, as the kernel's OOM killer does
+        # the lease must run out before the next delivery can take over
+        wait_for_status(redis_client, [task_id], {"queued"}, timeout=12)
+    survivor = launch("worker", AGENT="sleep")
+    assert wait_for_status(redis_client, [task_id], {"failed"}, timeout=60) == ["failed"], (
+        survivor.tail()
+    )
+    stored = record(redis_client, task_id)
+    assert stored["error"] == "worker lost 2 times running this task"
+    results = asyncio.run(
+        read_results(
+            endpoint=rocketmq.endpoint,
+            group=names.downstream_group,
+            topic=names.result_topic,
+            expect=1,
+        )
+    )
+    assert [(r["task_id"], r["status"]) for r in results] == [(task_id, "failed")]
+    assert survivor.metric("agentprod_deliveries_total", 'step="run"') == 0
