@@ -52,8 +52,10 @@ def ensure_images() -> dict[str, Path]:
 class LocalCluster:
     """Control plane in ``home`` (kubeconfig at ``home/kubeconfig``), node in ``home/node``."""
 
-    def __init__(self, *, home: Path, bin_dir: Path | None = None) -> None:
+    def __init__(self, *, home: Path, bin_dir: Path | None = None, crd: bool = True) -> None:
+        """``crd=False`` leaves the CRD to whoever installs the chart (Helm owns it then)."""
         self.home = home
+        self.crd = crd
         self.plane = ControlPlane(
             home=home, bin_dir=bin_dir or Path("/nonexistent"), node_address=NODE_IP
         )
@@ -76,18 +78,21 @@ class LocalCluster:
         t1 = time.monotonic()
         archives = ensure_images()
         self.timings["images"] = time.monotonic() - t1
-        t1 = time.monotonic()
-        self.plane.start()
-        self.timings["control plane"] = time.monotonic() - t1
         try:
+            # The bridge first: kube-apiserver listens on its address.
+            self.node.bridge_up()
+            t1 = time.monotonic()
+            self.plane.start()
+            self.timings["control plane"] = time.monotonic() - t1
             self.timings |= self.node.start(images=list(archives.values()))
-            self.plane.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-            self.plane.kubectl(
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/agentpipelines.agentprod.io",
-            )
+            if self.crd:
+                self.plane.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+                self.plane.kubectl(
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    "crd/agentpipelines.agentprod.io",
+                )
         except BaseException:
             self.stop()
             raise
@@ -122,7 +127,7 @@ class LocalCluster:
                     "--all",
                     "-A",
                     "--grace-period=2",
-                    "--timeout=40s",
+                    "--timeout=20s",
                     check=False,
                     timeout=60,
                 )

@@ -130,7 +130,7 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        self._spawn(
+        apiserver = self._spawn(
             "kube-apiserver",
             [
                 str(self.bin_dir / "kube-apiserver"),
@@ -157,9 +157,18 @@ class ControlPlane:
             ],
         )
         self._write_kubeconfig(ports["apiserver"])
-        wait_until(
-            check=self._healthy, timeout=timeout, what="kube-apiserver /readyz", interval=0.5
-        )
+        try:
+            wait_until(
+                check=self._healthy,
+                timeout=timeout,
+                what="kube-apiserver /readyz",
+                interval=0.5,
+                proc=apiserver,
+                log=self.home / "kube-apiserver.log",
+            )
+        except ServiceError:
+            self.kill()
+            raise
         if self.controller_manager:
             self._spawn(
                 "kube-controller-manager",
@@ -241,10 +250,11 @@ class ControlPlane:
     def _pidfile(self, name: str) -> Path:
         return self.home / f"{name}.pid"
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         process = start_background(argv=argv, log=self.home / f"{name}.log")
         self._procs[name] = process
         write_pidfile(path=self._pidfile(name), pid=process.pid)
+        return process
 
     def _forget(self, name: str) -> None:
         remove_pidfile(path=self._pidfile(name))
@@ -284,7 +294,7 @@ class ControlPlane:
         return self._ports_file.exists() and self._get("/readyz") is not None
 
     def _write_pki(self) -> None:
-        if (self.pki / "admin.crt").exists():
+        if (self.pki / "admin.crt").exists() and self._serves_host():
             return
         self.pki.mkdir(parents=True, exist_ok=True)
         ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -344,6 +354,15 @@ class ControlPlane:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             ),
         )
+
+    def _serves_host(self) -> bool:
+        """True if the existing serving certificate names our listen address."""
+        try:
+            cert = x509.load_pem_x509_certificate((self.pki / "apiserver.crt").read_bytes())
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except (OSError, ValueError, x509.ExtensionNotFound):
+            return False
+        return ipaddress.ip_address(self.host) in names.get_values_for_type(x509.IPAddress)
 
     def _write_kubeconfig(self, port: int) -> None:
         def data(name: str) -> str:

@@ -119,11 +119,8 @@ class Node:
         """Bridge, containerd (+ images), kubelet, kube-proxy, CoreDNS; returns step timings."""
         if self.running:
             return {}
-        if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
-            raise ServiceError(
-                f"bridge {BRIDGE} exists: another node runs here (`make cluster-down` stops "
-                "the one of `make cluster-up`)"
-            )
+        if not (self.home / "ip_forward.orig").exists():
+            self.bridge_up()
         missing = [b for b in ("containerd", "runc", "ctr", "nft") if shutil.which(b) is None]
         if missing or not (CNI_BIN / "bridge").exists():
             raise ServiceError(
@@ -134,7 +131,6 @@ class Node:
         self.home.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         try:
-            self._bridge_up()
             self._start_containerd()
             timings["containerd"] = time.monotonic() - t0
             t1 = time.monotonic()
@@ -247,7 +243,13 @@ class Node:
 
     # ---- internals: network
 
-    def _bridge_up(self) -> None:
+    def bridge_up(self) -> None:
+        """Create the bridge with the node address (before kube-apiserver binds to it)."""
+        if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+            raise ServiceError(
+                f"bridge {BRIDGE} exists: another node runs here (`make cluster-down` stops "
+                "the one of `make cluster-up`)"
+            )
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "ip_forward.orig").write_text(IP_FORWARD.read_text())
         _run("ip", "link", "add", BRIDGE, "type", "bridge")

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from harness.apps import free_port
+from harness.cluster import LocalCluster
 from harness.kubernetes import ControlPlane, ensure_binaries
 from harness.rocketmq import RocketMQ
 
@@ -40,6 +41,20 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     )
     yield plane
     plane.stop()
+
+
+@pytest.fixture(scope="session")
+def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The control plane with one real node (containerd, kubelet, kube-proxy, CoreDNS) and the
+    images built from the Dockerfiles imported: one per session, torn down at its end."""
+    cluster = LocalCluster(home=tmp_path_factory.mktemp("node-cluster"), crd=False)
+    timings = cluster.start()
+    print(
+        "\nnode cluster up: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()),
+        file=sys.stderr,
+    )
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

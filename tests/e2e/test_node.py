@@ -1,0 +1,440 @@
+"""The product as deployed, on the session's real node (`node_cluster`): images built from
+app/Dockerfile and operator/Dockerfile, the chart's dev Redis and RocketMQ as pods.
+
+In order, on one release (the tests share it, as a user's cluster would):
+1. `helm install` with the dev services: operator, API, Redis and RocketMQ pods Running and
+   Ready (the API's readiness probe is its real /readyz: Redis and RocketMQ reachable);
+2. examples/pipeline.yaml applied (kubectl): worker pods consume, tasks posted through the API
+   Service (port-forward) reach `done` and the result topic;
+3. scaling with real pods: from 0 workers a backlog starts pods that drain it and the
+   operator takes them back to 0; prints first message → first done and backlog → desired
+   replicas Ready;
+4. a worker pod deleted mid-task, gracefully and with `--force --grace-period=0`, and a
+   rolling update of the worker image under load: every task ends `done`, once;
+5. `helm upgrade` with running pods, then the pipelines deleted and `helm uninstall`: no
+   wedged finalizer, no pod left.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from harness.cluster import (
+    APP_IMAGE,
+    OPERATOR_IMAGE,
+    REDIS_IMAGE,
+    ROCKETMQ_IMAGE,
+    LocalCluster,
+)
+
+ROOT = Path(__file__).parents[2]
+CHART = ROOT / "charts" / "agentprod"
+EXAMPLE = ROOT / "examples" / "pipeline.yaml"
+NS = "agentprod"
+RELEASE = "agentprod"
+PIPELINE = "price-alerts"
+WORKERS = f"{PIPELINE}-worker"
+WORKER_SELECTOR = f"app.kubernetes.io/name=agentprod-worker,app.kubernetes.io/instance={PIPELINE}"
+ROLLED_IMAGE = "localhost/agentprod:dev-rolled"
+# Set when the operator's worker Deployment has no writable /tmp (see apply_pipeline).
+SHM_HOME: list[bool] = []
+
+
+def _repo_tag(image: str) -> tuple[str, str]:
+    repository, _, tag = image.rpartition(":")
+    return repository, tag
+
+
+def helm_values() -> list[str]:
+    plain = {
+        "operator.reconcileIntervalSeconds": "5",
+        "api.replicaCount": "1",
+        "redis.dev.enabled": "true",
+        "rocketmq.dev.enabled": "true",
+    }
+    sets = {"fullnameOverride": RELEASE}
+    for key, image in (
+        ("image", APP_IMAGE),
+        ("operator.image", OPERATOR_IMAGE),
+        ("redis.dev.image", REDIS_IMAGE),
+        ("rocketmq.dev.image", ROCKETMQ_IMAGE),
+    ):
+        repository, tag = _repo_tag(image)
+        sets |= {
+            f"{key}.repository": repository,
+            f"{key}.tag": tag,
+            f"{key}.pullPolicy": "Never",
+        }
+    return [arg for key, value in plain.items() for arg in ("--set", f"{key}={value}")] + [
+        arg for key, value in sets.items() for arg in ("--set-string", f"{key}={value}")
+    ]
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float, what: str, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f}s for {what}")
+        time.sleep(every)
+
+
+@dataclass
+class Deployed:
+    """kubectl, helm and the API (through a port-forward) of the release in namespace NS."""
+
+    cluster: LocalCluster
+    api_port: int = 0
+    figures: dict[str, float] = field(default_factory=dict)
+    _forward: subprocess.Popen[str] | None = None
+
+    def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.cluster.plane.kubectl(*args, **kw)
+
+    def helm(self, *args: str, timeout: float = 300) -> str:
+        done = subprocess.run(
+            [str(self.cluster.plane.bin_dir / "helm"), *args],
+            env={"KUBECONFIG": str(self.cluster.kubeconfig), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, f"helm {' '.join(args)}:\n{done.stdout}{done.stderr}"
+        return done.stdout
+
+    def json(self, *args: str) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(
+            self.kubectl("get", *args, "-n", NS, "-o", "json").stdout
+        )
+        return found
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.json("pods", "-l", selector)["items"]
+        return items
+
+    def ready_pods(self, selector: str) -> list[str]:
+        ready = []
+        for pod in self.pods(selector):
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+            if pod["status"].get("phase") == "Running" and conditions.get("Ready") == "True":
+                ready.append(pod["metadata"]["name"])
+        return ready
+
+    def wait_available(self, deployment: str, *, timeout: float = 300) -> float:
+        t0 = time.monotonic()
+        self.kubectl(
+            "rollout", "status", f"deployment/{deployment}", "-n", NS, f"--timeout={timeout:.0f}s",
+            timeout=timeout + 10,
+        )  # fmt: skip
+        return time.monotonic() - t0
+
+    # ---- the API through `kubectl port-forward svc/agentprod-api`
+
+    def forward_api(self) -> None:
+        if self._forward is not None and self._forward.poll() is None:
+            return
+        argv = [
+            str(self.cluster.plane.bin_dir / "kubectl"),
+            f"--kubeconfig={self.cluster.kubeconfig}",
+        ]
+        argv += ["port-forward", "-n", NS, f"svc/{RELEASE}-api", "--address=127.0.0.1", ":80"]
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        self.api_port = int(match.group(1))
+        self._forward = process
+
+    def close(self) -> None:
+        if self._forward is not None:
+            self._forward.terminate()
+            self._forward.wait(10)
+
+    def request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        self.forward_api()
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as answer:
+                return answer.status, json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def submit(self, count: int, *, agent: str | None = None, sleep: float = 0.0) -> list[str]:
+        ids = []
+        for index in range(count):
+            body: dict[str, Any] = {"user_id": "e2e", "content": f"price drop {index}"}
+            if agent:
+                body["agent"] = agent
+                body["metadata"] = {"sleep_seconds": sleep}
+            status, answer = self.request("POST", "/tasks", body)
+            assert status == 202, (status, answer)
+            ids.append(answer["task_id"])
+        return ids
+
+    def statuses(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found = {}
+        for task_id in ids:
+            status, answer = self.request("GET", f"/tasks/{task_id}")
+            assert status == 200, (status, answer)
+            found[task_id] = answer
+        return found
+
+    def wait_done(self, ids: list[str], *, timeout: float) -> dict[str, dict[str, Any]]:
+        pending = set(ids)
+        seen: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while pending:
+            for task_id, task in self.statuses(sorted(pending)).items():
+                if task["status"] in ("done", "failed", "cancelled"):
+                    seen[task_id] = task
+                    pending.discard(task_id)
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} of {len(ids)} tasks not finished: {pending}")
+            if pending:
+                time.sleep(0.5)
+        return seen
+
+    def result_messages(self) -> int:
+        """Messages ever written to the result topic, asked of the dev name server pod."""
+        from harness.rocketmq import run_admin
+
+        pod = self.pods("app.kubernetes.io/component=rocketmq")[0]
+        offsets = run_admin(
+            namesrv_addr=f"{pod['status']['podIP']}:9876",
+            what="result topic offsets",
+            call=lambda admin: admin.max_offsets("TopicResult"),
+        )
+        return offsets.total if offsets is not None else 0
+
+    def pipeline(self) -> dict[str, Any]:
+        return self.json("agentpipeline", PIPELINE)
+
+    def worker_replicas(self) -> tuple[int, int]:
+        deployment = self.json("deployment", WORKERS)
+        return deployment["spec"].get("replicas", 0), deployment["status"].get("readyReplicas", 0)
+
+
+@pytest.fixture(scope="module")
+def deployed(node_cluster: LocalCluster) -> Iterator[Deployed]:
+    deployed = Deployed(node_cluster)
+    yield deployed
+    deployed.close()
+
+
+def example_pipeline(**scaling: int) -> dict[str, Any]:
+    """examples/pipeline.yaml with the locally built worker image and a quick scaling loop."""
+    body: dict[str, Any] = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
+    body["metadata"]["namespace"] = NS
+    body["spec"]["worker"] |= {"image": APP_IMAGE, "imagePullPolicy": "Never"}
+    if SHM_HOME:
+        body["spec"]["worker"]["env"] = [{"name": "HOME", "value": "/dev/shm"}]
+    body["spec"]["scaling"] |= {"pollSeconds": 2, "cooldownSeconds": 20} | scaling
+    return body
+
+
+def apply_pipeline(deployed: Deployed, body: dict[str, Any]) -> None:
+    """kubectl apply; if the operator's worker pods get no writable /tmp (the root filesystem
+    is read-only and the RocketMQ client creates ~/logs at import), point HOME at the pod's
+    /dev/shm instead and say so, until the operator mounts an emptyDir there."""
+    deployed.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(body))
+    if SHM_HOME:
+        return
+    deployment = wait_for(
+        lambda: (
+            deployed.kubectl(
+                "get", "deployment", WORKERS, "-n", NS, "-o", "json", check=False
+            ).stdout
+        ),
+        timeout=60,
+        what="the worker Deployment",
+    )
+    pod = json.loads(deployment)["spec"]["template"]["spec"]
+    mounts = {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+    if "/tmp" not in mounts:
+        print("\nworker pods have no writable /tmp: HOME=/dev/shm (workaround)", file=sys.stderr)
+        SHM_HOME.append(True)
+        body = copy.deepcopy(body)
+        body["spec"]["worker"]["env"] = [{"name": "HOME", "value": "/dev/shm"}]
+        deployed.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(body))
+
+
+def test_helm_install_runs_ready_pods(deployed: Deployed) -> None:
+    t0 = time.monotonic()
+    deployed.helm("install", RELEASE, str(CHART), "-n", NS, "--create-namespace", *helm_values())
+    for name in ("operator", "redis", "rocketmq", "api"):
+        deployed.figures[f"{name} Ready"] = deployed.wait_available(f"{RELEASE}-{name}")
+    deployed.figures["install → operator, Redis, RocketMQ, API Ready"] = time.monotonic() - t0
+    status, ready = deployed.request("GET", "/readyz")
+    assert status == 200, ready
+    assert ready["status"] == "ready", ready
+    print(f"\nhelm install: {deployed.figures}", file=sys.stderr)
+
+
+def test_example_pipeline_workers_consume(deployed: Deployed) -> None:
+    # The example names its services redis, rocketmq-namesrv and rocketmq-proxy: point those
+    # names at the chart's dev services, as a user with their own would have them.
+    aliases = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": alias, "namespace": NS},
+            "spec": {
+                "type": "ExternalName",
+                "externalName": f"{RELEASE}-{target}.{NS}.svc.cluster.local",
+            },
+        }
+        for alias, target in (
+            ("redis", "redis"),
+            ("rocketmq-namesrv", "rocketmq"),
+            ("rocketmq-proxy", "rocketmq"),
+        )
+    ]
+    deployed.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(aliases))
+    t0 = time.monotonic()
+    apply_pipeline(deployed, example_pipeline())
+    wait_for(lambda: deployed.ready_pods(WORKER_SELECTOR), timeout=180, what="a worker pod Ready")
+    deployed.figures["pipeline → worker Ready"] = time.monotonic() - t0
+    results_before = deployed.result_messages()
+    ids = deployed.submit(20)
+    done = deployed.wait_done(ids, timeout=120)
+    assert {task["status"] for task in done.values()} == {"done"}
+    assert all(task["result"]["labels"] is not None for task in done.values())
+    assert deployed.result_messages() - results_before >= len(ids)
+    print(f"\npipeline: {deployed.figures}", file=sys.stderr)
+
+
+def test_scale_from_zero_with_real_pods(deployed: Deployed) -> None:
+    wait_for(
+        lambda: deployed.worker_replicas() == (0, 0) and not deployed.pods(WORKER_SELECTOR),
+        timeout=180,
+        what="workers scaled to 0 (cooldown 20 s)",
+    )
+    t0 = time.monotonic()
+    first = deployed.submit(1)
+    wait_for(lambda: deployed.statuses(first)[first[0]]["status"] == "done", timeout=180,
+             what="first task done from zero")  # fmt: skip
+    first_done = time.monotonic() - t0
+    # A backlog of 250 sleep tasks at 100 per replica: 3 replicas wanted.
+    t1 = time.monotonic()
+    backlog = deployed.submit(250, agent="sleep", sleep=2.0)
+    submitted = time.monotonic() - t1
+
+    def desired_ready() -> int | None:
+        status = deployed.pipeline().get("status") or {}
+        desired = int(status.get("desiredReplicas") or 0)
+        return (
+            desired
+            if desired >= 2 and len(deployed.ready_pods(WORKER_SELECTOR)) >= desired
+            else None
+        )
+
+    desired = wait_for(desired_ready, timeout=240, what="desired worker replicas Ready")
+    backlog_ready = time.monotonic() - t1
+    done = deployed.wait_done(backlog, timeout=300)
+    drained = time.monotonic() - t1
+    assert {task["status"] for task in done.values()} == {"done"}
+    wait_for(lambda: deployed.worker_replicas() == (0, 0), timeout=240, what="back to 0 workers")
+    back_to_zero = time.monotonic() - t1
+    print(
+        f"\nscale from 0: first message → first done {first_done:.1f}s; backlog of 250 "
+        f"(posted in {submitted:.1f}s) → {desired} desired replicas Ready {backlog_ready:.1f}s; "
+        f"drained {drained:.1f}s; back to 0 {back_to_zero:.1f}s",
+        file=sys.stderr,
+    )
+
+
+def _exactly_once(deployed: Deployed, done: dict[str, dict[str, Any]]) -> None:
+    assert {task["status"] for task in done.values()} == {"done"}, {
+        task_id: task["status"] for task_id, task in done.items() if task["status"] != "done"
+    }
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["graceful", "force"])
+def test_worker_pod_deleted_mid_task(deployed: Deployed, force: bool) -> None:
+    apply_pipeline(deployed, example_pipeline(minReplicas=2))
+    wait_for(lambda: len(deployed.ready_pods(WORKER_SELECTOR)) >= 2, timeout=180,
+             what="2 workers Ready")  # fmt: skip
+    ids = deployed.submit(40, agent="sleep", sleep=2.0)
+
+    def running() -> bool:
+        statuses = deployed.statuses(ids)
+        return any(task["status"] == "running" for task in statuses.values())
+
+    wait_for(running, timeout=60, what="tasks running")
+    victim = deployed.ready_pods(WORKER_SELECTOR)[0]
+    flags = ["--force", "--grace-period=0"] if force else ["--wait=false"]
+    deployed.kubectl("delete", "pod", victim, "-n", NS, *flags)
+    done = deployed.wait_done(ids, timeout=240)
+    _exactly_once(deployed, done)
+    redelivered = sum(1 for task in done.values() if task["attempts"] > 1)
+    print(f"\npod {victim} deleted ({'force' if force else 'graceful'}): 40 done, "
+          f"{redelivered} retried", file=sys.stderr)  # fmt: skip
+
+
+def test_rolling_update_of_the_worker_image_under_load(deployed: Deployed) -> None:
+    # The same image under a new name: a new pod template, as a release of the image would be.
+    deployed.cluster.node.ctr("images", "tag", "--force", APP_IMAGE, ROLLED_IMAGE)
+    ids = deployed.submit(60, agent="sleep", sleep=1.0)
+    body = example_pipeline(minReplicas=2)
+    body["spec"]["worker"]["image"] = ROLLED_IMAGE
+    apply_pipeline(deployed, body)
+
+    def rolled() -> bool:
+        pods = [
+            p for p in deployed.pods(WORKER_SELECTOR) if not p["metadata"].get("deletionTimestamp")
+        ]
+        images = {c["image"] for p in pods for c in p["spec"]["containers"]}
+        return images == {ROLLED_IMAGE} and len(deployed.ready_pods(WORKER_SELECTOR)) >= 2
+
+    wait_for(rolled, timeout=240, what="workers rolled to the new image")
+    done = deployed.wait_done(ids, timeout=240)
+    _exactly_once(deployed, done)
+
+
+def test_helm_upgrade_and_uninstall_with_running_pods(deployed: Deployed) -> None:
+    deployed.helm(
+        "upgrade", RELEASE, str(CHART), "-n", NS, *helm_values(), "--set",
+        "api.replicaCount=2",
+    )  # fmt: skip
+    deployed.wait_available(f"{RELEASE}-api")
+    assert len(deployed.ready_pods("app.kubernetes.io/component=api")) == 2
+    ids = deployed.submit(5)
+    _exactly_once(deployed, deployed.wait_done(ids, timeout=120))
+    deployed.close()
+    # Pipelines first, while the operator still runs to finalize them; then the release.
+    deployed.kubectl("delete", "agentpipeline", PIPELINE, "-n", NS, "--timeout=90s")
+    deployed.helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout=120s")
+    wait_for(lambda: not deployed.pods("app.kubernetes.io/part-of=agentprod"), timeout=120,
+             what="no agentprod pod left")  # fmt: skip
+    leftover = deployed.json("agentpipelines")["items"]
+    assert leftover == []
