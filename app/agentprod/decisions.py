@@ -21,6 +21,7 @@ class Step(enum.StrEnum):
     PUBLISH_AND_ACK = "publish_and_ack"  # finished but the result message never went out
     DEFER = "defer"  # another worker holds a live lease: look again later
     DROP = "drop"  # no record (expired, or its submission was refused): nothing to run
+    RECREATE = "recreate"  # Redis lost the record: write it back from the message, then run
 
 
 def step_for(claim: Claim) -> Step:
@@ -28,6 +29,8 @@ def step_for(claim: Claim) -> Step:
         return Step.RUN
     if claim.outcome is ClaimOutcome.FINISHED:
         return Step.ACK if claim.result_published else Step.PUBLISH_AND_ACK
+    if claim.outcome is ClaimOutcome.LOST:
+        return Step.RECREATE
     if claim.outcome is ClaimOutcome.ABANDONED:  # the claim stored `failed`: publish it
         return Step.PUBLISH_AND_ACK
     if claim.outcome is ClaimOutcome.BUSY:

@@ -26,7 +26,15 @@ from agentprod import decisions, metrics
 from agentprod.agents.base import AgentTask, PermanentAgentError, RetryLater
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
-from agentprod.models import ClaimOutcome, ResultMessage, TaskMessage, TaskStatus, from_epoch
+from agentprod.models import (
+    Claim,
+    ClaimOutcome,
+    ResultMessage,
+    TaskMessage,
+    TaskRecord,
+    TaskStatus,
+    from_epoch,
+)
 from agentprod.store import StoreUnavailable, TaskStore
 
 log = logging.getLogger(__name__)
@@ -116,18 +124,12 @@ class Handler:
 
     async def _process(self, delivery: Delivery, message: TaskMessage) -> None:
         owner = f"{self._worker_id}/{uuid.uuid4().hex[:8]}"
-        claim = await self._store.claim(
-            message.task_id,
-            owner=owner,
-            now=self._clock(),
-            lease_seconds=self._options.invisible_seconds,
-            max_lost=decisions.max_lost_attempts(
-                configured=self._options.max_lost_attempts,
-                max_attempts=self._options.max_attempts,
-            ),
-            result_ttl_seconds=self._options.result_ttl_seconds,
-        )
+        claim = await self._claim(message, owner)
         step = decisions.step_for(claim)
+        if step is decisions.Step.RECREATE:
+            await self._recreate(message)
+            claim = await self._claim(message, owner)
+            step = decisions.step_for(claim)
         if claim.outcome is ClaimOutcome.ABANDONED:
             log.warning("task %s failed: its worker was lost too many times", message.task_id)
             metrics.TASKS_FINISHED.labels(status="failed").inc()
@@ -143,10 +145,41 @@ class Handler:
                 invisible_seconds=self._options.invisible_seconds,
             )
             await self._consumer.change_invisible(delivery, seconds=delay)
-        else:  # ACK of a duplicate, or DROP of a message without a record
+        else:  # ACK of a duplicate, or DROP of a message whose submission was refused
             if step is decisions.Step.DROP:
-                log.warning("task %s has no record; dropping its message", message.task_id)
+                log.info("task %s was refused at submission; dropping its message", message.task_id)
             await self._ack(delivery)
+
+    async def _claim(self, message: TaskMessage, owner: str) -> Claim:
+        return await self._store.claim(
+            message.task_id,
+            owner=owner,
+            now=self._clock(),
+            lease_seconds=self._options.invisible_seconds,
+            max_lost=decisions.max_lost_attempts(
+                configured=self._options.max_lost_attempts,
+                max_attempts=self._options.max_attempts,
+            ),
+            result_ttl_seconds=self._options.result_ttl_seconds,
+        )
+
+    async def _recreate(self, message: TaskMessage) -> None:
+        """Write back the record Redis lost, from what the message carries; loudly."""
+        log.warning(
+            "task %s: its record is gone from Redis (lost data?); recreated from the message",
+            message.task_id,
+        )
+        metrics.RECORDS_RECREATED.inc()
+        record = TaskRecord(
+            task_id=message.task_id,
+            user_id=message.user_id,
+            content=message.content,
+            agent=message.agent,
+            metadata=message.metadata,
+            status=TaskStatus.QUEUED,
+            created_at=self._clock(),
+        )
+        await self._store.recreate(record, ttl_seconds=self._options.result_ttl_seconds)
 
     async def _run(self, attempt: Attempt) -> None:
         message = attempt.message

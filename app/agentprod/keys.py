@@ -8,6 +8,12 @@ def task(task_id: str) -> str:
     return f"{PREFIX}:task:{task_id}"
 
 
+def refused(task_id: str) -> str:
+    """Marker of a task whose submission was refused (503): its message, should one still
+    arrive, is dropped; without the marker a missing record means Redis lost it."""
+    return f"{PREFIX}:refused:{task_id}"
+
+
 def idempotency(scope: str, key: str) -> str:
     """String `task_id|fingerprint` remembered for an Idempotency-Key, per caller."""
     return f"{PREFIX}:idem:{scope}:{key}"

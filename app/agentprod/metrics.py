@@ -38,3 +38,7 @@ STORE_UP = Gauge(
     "1 while this worker reaches Redis; 0 while it has paused receiving for a Redis outage.",
 )
 STORE_UP.set(1)
+RECORDS_RECREATED = Counter(
+    "agentprod_records_recreated_total",
+    "Task records Redis had lost (a restart without AOF, a failover), recreated from the message.",
+)

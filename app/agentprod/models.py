@@ -156,6 +156,7 @@ class ClaimOutcome(enum.StrEnum):
     FINISHED = "finished"  # done or failed already: a duplicate or late redelivery
     BUSY = "busy"  # another worker holds a live lease
     MISSING = "missing"  # no record: expired, or its submission was refused (503)
+    LOST = "lost"  # no record and no refusal marker: Redis lost it (restart without AOF)
     ABANDONED = "abandoned"  # its workers were lost too often: failed now, result unpublished
 
 

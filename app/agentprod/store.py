@@ -22,6 +22,9 @@ from redis.exceptions import RedisError
 from agentprod import keys
 from agentprod.models import JSON, Claim, ClaimOutcome, Created, TaskRecord, TaskStatus
 
+#: How long a refused submission's marker lives: longer than its message could still arrive.
+REFUSED_TTL_SECONDS = 24 * 3600
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -58,6 +61,7 @@ return {'created', ''}
 _DISCARD_UNSENT = """
 if redis.call('HGET', KEYS[1], 'sent') == '0' then
   redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
   if KEYS[2] ~= '' then
     local seen = redis.call('GET', KEYS[2])
     if seen and string.sub(seen, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
@@ -70,7 +74,10 @@ return 0
 _CLAIM = """
 local f = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'attempts', 'published', 'lost')
 local status = f[1]
-if not status then return {'missing', 0, 0, 0} end
+if not status then
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'missing', 0, 0, 0} end
+  return {'lost', 0, 0, 0}
+end
 if status == 'done' or status == 'failed' then
   return {'finished', tonumber(f[3]) or 0, tonumber(f[4]) or 0, 0}
 end
@@ -127,6 +134,13 @@ redis.call('ZREM', KEYS[2], ARGV[3])
 return 1
 """
 
+_RECREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
 _MARK_PUBLISHED = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'published', '1') end
 return 1
@@ -146,6 +160,7 @@ class TaskStore:
         self._finish: AsyncScript = client.register_script(_FINISH)
         self._release: AsyncScript = client.register_script(_RELEASE)
         self._mark_published: AsyncScript = client.register_script(_MARK_PUBLISHED)
+        self._recreate: AsyncScript = client.register_script(_RECREATE)
 
     @_translated
     async def ping(self) -> None:
@@ -196,7 +211,10 @@ class TaskStore:
     async def discard_unsent(self, task_id: str, *, user_id: str, idempotency_key: str) -> bool:
         """Remove a record whose message could not be sent, unless a worker saw it already."""
         idem = keys.idempotency(user_id, idempotency_key) if idempotency_key else ""
-        removed = await self._discard(keys=[keys.task(task_id), idem], args=[f"{task_id}|"])
+        removed = await self._discard(
+            keys=[keys.task(task_id), idem, keys.refused(task_id)],
+            args=[f"{task_id}|", REFUSED_TTL_SECONDS],
+        )
         return bool(removed)
 
     @_translated
@@ -224,7 +242,7 @@ class TaskStore:
         """Take the task for `owner`; a task whose workers were lost `max_lost` times (each
         claim after an expired lease counts) is failed here instead (outcome ABANDONED)."""
         answer = await self._claim(
-            keys=[keys.task(task_id), self._running_key],
+            keys=[keys.task(task_id), self._running_key, keys.refused(task_id)],
             args=[
                 owner,
                 int(now * 1000),
@@ -241,6 +259,14 @@ class TaskStore:
             result_published=bool(int(published)),
             lease_until=int(lease_until) / 1000,
         )
+
+    @_translated
+    async def recreate(self, record: TaskRecord, *, ttl_seconds: int) -> bool:
+        """Write back a record Redis lost (from its message) unless one exists; True if written."""
+        fields = _encode(record) | {"sent": "1", "recreated": "1"}
+        flat = [item for pair in fields.items() for item in pair]
+        written = await self._recreate(keys=[keys.task(record.task_id)], args=[ttl_seconds, *flat])
+        return bool(written)
 
     @_translated
     async def renew(self, task_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:

@@ -3,7 +3,8 @@
 Cases: Redis stopped under running workers (the worker pauses receiving and reports unready
 instead of burning deliveries, then resumes by itself: every task done, none dead-lettered); a
 task that kills every worker running it (failed with "worker lost N times" and a failed result,
-instead of `running` until its record expires).
+instead of `running` until its record expires); records lost by a Redis restart without
+persistence (recreated from their messages, reported, and run).
 """
 
 from __future__ import annotations
@@ -108,3 +109,36 @@ def test_task_that_kills_its_worker_every_time_fails_visibly(
     )
     assert [(r["task_id"], r["status"]) for r in results] == [(task_id, "failed")]
     assert survivor.metric("agentprod_deliveries_total", 'step="run"') == 0
+
+
+def test_records_lost_by_redis_are_recreated_and_run(
+    launch: Launch, own_redis: RedisServer, names: Names, rocketmq: RocketMQ
+) -> None:
+    """A Redis restart without persistence (or a failover) after the 202s: the workers used
+    to drop every message whose record vanished, silently. Now each is reported (metric and
+    a warning naming the task) and its record rebuilt from the message, and the task runs."""
+    volatile = RedisServer(home=own_redis.home.parent / "volatile", port=free_port())
+    volatile.start()
+    try:
+        api = launch("api", REDIS_URL=volatile.url)
+        bodies: list[dict[str, object]] = [{"user_id": "u", "content": f"v{i}"} for i in range(5)]
+        task_ids = asyncio.run(post_tasks(api.url, bodies))
+        volatile.stop()  # no AOF: every record is gone
+        volatile.start()
+        worker = launch("worker", REDIS_URL=volatile.url, AGENT="echo")
+        client = redis.Redis.from_url(volatile.url, decode_responses=True)
+        assert wait_for_status(client, task_ids, {"done"}, timeout=60) == ["done"] * 5
+        assert worker.metric("agentprod_records_recreated_total") == 5
+        assert f"task {task_ids[0]}: its record is gone from Redis" in worker.tail(200)
+        assert client.hget(f"agentprod:task:{task_ids[0]}", "recreated") == "1"
+        results = asyncio.run(
+            read_results(
+                endpoint=rocketmq.endpoint,
+                group=names.downstream_group,
+                topic=names.result_topic,
+                expect=5,
+            )
+        )
+        assert sorted(r["task_id"] for r in results) == sorted(task_ids)
+    finally:
+        volatile.stop()

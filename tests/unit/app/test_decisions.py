@@ -15,6 +15,7 @@ from agentprod.models import Claim, ClaimOutcome
         (ClaimOutcome.BUSY, False, Step.DEFER),
         (ClaimOutcome.MISSING, False, Step.DROP),
         (ClaimOutcome.ABANDONED, False, Step.PUBLISH_AND_ACK),  # failed by the claim itself
+        (ClaimOutcome.LOST, False, Step.RECREATE),  # Redis lost it: rebuilt from the message
     ],
 )
 def test_step_for_claim(outcome: ClaimOutcome, published: bool, step: Step) -> None:
