@@ -106,6 +106,11 @@ def test_dev_services_become_the_default_connections(chart: Chart) -> None:
     }
     assert ports == {"namesrv": 9876, "broker": 10911, "proxy": 8081}
     assert one(objects, "Service", "r-agentprod-redis")["spec"]["ports"][0]["port"] == 6379
+    (redis_container,) = one(objects, "Deployment", "r-agentprod-redis")["spec"]["template"][
+        "spec"
+    ]["containers"]
+    args = redis_container["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"  # records survive a restart
     # Explicit values still win over the dev services.
     explicit = chart.render(
         {"redis": {"dev": {"enabled": True}, "url": "redis://elsewhere:6379/0"}}
