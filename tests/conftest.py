@@ -9,6 +9,7 @@ of `make services-up`; both are stopped at the end of the session.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,6 @@ from harness import paths
 from harness.apps import free_port
 from harness.redis import RedisServer, ensure_redis_server
 from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars
-
 
 TESTS = Path(__file__).resolve().parent
 TIERS = {"integration": "integration", "e2e": "e2e", "chart": "chart", "unit": "unit"}
@@ -33,7 +33,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def rocketmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RocketMQ]:
     lib = ensure_jars(cache=paths.cache_dir())
     server = RocketMQ(
-        home=tmp_path_factory.mktemp("rocketmq"), lib=lib, ports=RocketMQPorts.for_tests()
+        home=tmp_path_factory.mktemp("rocketmq"),
+        lib=lib,
+        # AGENTPROD_TEST_PORT_SHIFT (a multiple of 100) lets two test sessions run side by side
+        ports=RocketMQPorts.for_tests(shift=int(os.environ.get("AGENTPROD_TEST_PORT_SHIFT", "0"))),
     )
     server.start()
     yield server

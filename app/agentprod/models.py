@@ -178,6 +178,7 @@ class Created:
     created: bool  # False: the Idempotency-Key was seen before (task_id is the earlier task)
     fingerprint_matches: bool = True
     confirmed: bool = True  # False: the earlier request with this key is still being submitted
+    created_at: float | None = None  # of the earlier task (epoch seconds)
 
 
 def from_epoch(seconds: float) -> datetime:

@@ -102,6 +102,7 @@ end
 local lease = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[1], 'lease_until', lease,
   'attempts', attempts, 'started_at', now / 1000, 'sent', '1', 'lost', lost)
+redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZADD', KEYS[2], lease, ARGV[4])
 return {'claimed', attempts, 0, lease}
 """
@@ -194,18 +195,22 @@ class TaskStore:
         if outcome == "duplicate":
             raise ValueError(f"task {record.task_id} exists already")
         task_id, _, seen_fingerprint = existing.partition("|")
-        sent = await self._redis.hget(keys.task(task_id), "sent")
+        sent, created_at = await self._redis.hmget(keys.task(task_id), ["sent", "created_at"])
         return Created(
             task_id=task_id,
             created=False,
             fingerprint_matches=seen_fingerprint == fingerprint,
             confirmed=sent is None or _text(sent) != "0",
+            created_at=float(_text(created_at)) if created_at else None,
         )
 
     @_translated
-    async def confirm_sent(self, task_id: str) -> None:
-        """Mark the record's message as handed to the broker (GET shows it from now on)."""
-        await self._redis.hset(keys.task(task_id), "sent", "1")
+    async def confirm_sent(self, task_id: str, *, ttl_seconds: int) -> None:
+        """Mark the record's message as handed to the broker, and keep it `ttl_seconds`."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.task(task_id), "sent", "1")
+            pipe.expire(keys.task(task_id), ttl_seconds)
+            await pipe.execute()
 
     @_translated
     async def discard_unsent(self, task_id: str, *, user_id: str, idempotency_key: str) -> bool:
@@ -219,14 +224,16 @@ class TaskStore:
 
     @_translated
     async def get(self, task_id: str) -> TaskRecord | None:
-        """The record, or None when unknown or not yet sent."""
+        """The record, or None when unknown.
+
+        A record not yet confirmed sent is shown too (as `queued`): its id reaches a client only
+        with the 202, which comes after the send, so an unconfirmed record a client asks for is
+        one whose confirm failed — its message is out and a worker's claim confirms it.
+        """
         raw = await self._redis.hgetall(keys.task(task_id))
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        if fields.get("sent") == "0":
-            return None
-        return _decode(fields)
+        return _decode({_text(k): _text(v) for k, v in raw.items()})
 
     @_translated
     async def claim(

@@ -4,19 +4,25 @@ Cases: Redis stopped under running workers (the worker pauses receiving and repo
 instead of burning deliveries, then resumes by itself: every task done, none dead-lettered); a
 task that kills every worker running it (failed with "worker lost N times" and a failed result,
 instead of `running` until its record expires); records lost by a Redis restart without
-persistence (recreated from their messages, reported, and run).
+persistence (recreated from their messages, reported, and run); an Idempotency-Key left by a
+submission that died before its send (repaired: the retry is accepted, not 409).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis
+from agentprod import store as stores
+from agentprod.models import TaskRecord, TaskRequest, TaskStatus
 from harness.apps import free_port
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
@@ -142,3 +148,55 @@ def test_records_lost_by_redis_are_recreated_and_run(
         assert sorted(r["task_id"] for r in results) == sorted(task_ids)
     finally:
         volatile.stop()
+
+
+def test_key_of_a_submission_interrupted_before_its_send_is_repaired(
+    launch: Launch, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    """The API process died between writing the record and sending the message: the record
+    stays unconfirmed with the Idempotency-Key pointing at it. The client's retry with the key
+    used to get 409 for 24 h; now it is accepted as a new task, which runs, and the leftover
+    is gone (a message it might still have had would be dropped by its refusal marker)."""
+    body = TaskRequest(user_id="u", content="retry me", agent="echo")
+    fingerprint = hashlib.sha256(
+        orjson.dumps(body.model_dump(), option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()[:32]
+    key = f"crash-{uuid.uuid4().hex[:8]}"
+    leftover = TaskRecord(
+        task_id=str(uuid.uuid4()),
+        user_id="u",
+        content="retry me",
+        agent="echo",
+        status=TaskStatus.QUEUED,
+        created_at=time.time() - 600,  # long past any send budget
+    )
+
+    async def crashed_submission() -> None:
+        store = stores.TaskStore(stores.connect(redis_server.url), group="any")
+        try:
+            await store.create(leftover, ttl_seconds=3600, idempotency=(key, fingerprint, 3600))
+        finally:
+            await store.close()
+
+    asyncio.run(crashed_submission())
+    api = launch("api")
+    launch("worker", AGENT="echo")
+    answer = httpx.post(
+        f"{api.url}/tasks",
+        json=body.model_dump(exclude_none=True),
+        headers={"Idempotency-Key": key},
+        timeout=60,
+    )
+    assert answer.status_code == 202, answer.text
+    task_id = answer.json()["task_id"]
+    assert task_id != leftover.task_id
+    assert wait_for_status(redis_client, [task_id], {"done"}, timeout=60) == ["done"]
+    assert not redis_client.exists(f"agentprod:task:{leftover.task_id}")
+    assert redis_client.exists(f"agentprod:refused:{leftover.task_id}")
+    again = httpx.post(
+        f"{api.url}/tasks",
+        json=body.model_dump(exclude_none=True),
+        headers={"Idempotency-Key": key},
+        timeout=60,
+    )
+    assert (again.status_code, again.json()["task_id"]) == (202, task_id)  # the key holds

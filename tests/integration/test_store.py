@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 from agentprod import store as stores
 from agentprod.models import ClaimOutcome, TaskRecord, TaskStatus
 from agentprod.store import TaskStore
@@ -37,12 +38,19 @@ def record() -> TaskRecord:
     )
 
 
-async def test_created_record_is_hidden_until_confirmed(store: TaskStore) -> None:
+async def test_created_record_is_shown_queued_and_confirm_extends_it(
+    store: TaskStore, redis_client: redis.Redis
+) -> None:
+    """An unconfirmed record reads as queued (a client only knows its id after the send, so a
+    failed confirm must not turn a 202 into 404s); the confirm gives it its full TTL."""
     task = record()
     created = await store.create(task, ttl_seconds=60)
     assert created.created
-    assert await store.get(task.task_id) is None
-    await store.confirm_sent(task.task_id)
+    unconfirmed = await store.get(task.task_id)
+    assert unconfirmed is not None
+    assert unconfirmed.status is TaskStatus.QUEUED
+    await store.confirm_sent(task.task_id, ttl_seconds=3600)
+    assert redis_client.ttl(f"agentprod:task:{task.task_id}") > 60
     seen = await store.get(task.task_id)
     assert seen is not None
     assert (seen.status, seen.content, seen.metadata) == (
@@ -58,7 +66,7 @@ async def test_idempotency_replay_mismatch_and_in_progress(store: TaskStore) -> 
     assert (await store.create(first, ttl_seconds=60, idempotency=(key, "fp1", 60))).created
     pending = await store.create(second, ttl_seconds=60, idempotency=(key, "fp1", 60))
     assert (pending.created, pending.task_id, pending.confirmed) == (False, first.task_id, False)
-    await store.confirm_sent(first.task_id)
+    await store.confirm_sent(first.task_id, ttl_seconds=60)
     replay = await store.create(second, ttl_seconds=60, idempotency=(key, "fp1", 60))
     assert (replay.task_id, replay.confirmed, replay.fingerprint_matches) == (
         first.task_id,

@@ -30,8 +30,16 @@ from agentprod.store import StoreUnavailable, TaskStore
 
 log = logging.getLogger(__name__)
 
-SEND_TIMEOUT_SECONDS = 10.0
 IDEMPOTENCY_KEY_MAX = 255
+#: Beyond the publisher's own budget, so the publisher's definitive answer always comes first.
+SEND_TIMEOUT_MARGIN_SECONDS = 2.0
+#: An unconfirmed record this much older than the send budget belongs to a submission that
+#: died mid-way (the API process crashed): its Idempotency-Key is repaired, not kept at 409.
+ORPHAN_MARGIN_SECONDS = 10.0
+#: Unconfirmed records expire after this (a crashed submission's leftovers); the confirm or the
+#: worker's claim extends a record to its full TTL.
+UNSENT_TTL_SECONDS = 3600
+CONFIRM_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
 
 
 def router(services: Services) -> APIRouter:
@@ -85,9 +93,10 @@ def _check_request(body: TaskRequest, settings: Settings) -> None:
 
 
 async def _accept(
-    services: Services, body: TaskRequest, idempotency_key: str | None
+    services: Services, body: TaskRequest, idempotency_key: str | None, *, repaired: bool = False
 ) -> TaskAccepted | JSONResponse:
     settings = services.settings
+    budget = services.publisher.send_budget_seconds
     record = TaskRecord(
         task_id=str(uuid.uuid4()),
         user_id=body.user_id,
@@ -104,9 +113,24 @@ async def _accept(
         ).hexdigest()[:32]
         idempotency = (idempotency_key, fingerprint, settings.idempotency_ttl_seconds)
     created = await services.store.create(
-        record, ttl_seconds=settings.task_pending_ttl_seconds, idempotency=idempotency
+        record,
+        ttl_seconds=min(UNSENT_TTL_SECONDS, settings.task_pending_ttl_seconds),
+        idempotency=idempotency,
     )
     if not created.created:
+        orphaned = (
+            not created.confirmed
+            and created.created_at is not None
+            and time.time() - created.created_at > budget + ORPHAN_MARGIN_SECONDS
+        )
+        if orphaned and not repaired and idempotency_key:
+            # The earlier submission with this key never finished (its API process died
+            # between the record and the send): drop its leftovers and submit anew.
+            log.warning("task %s: submission was interrupted; key repaired", created.task_id)
+            await services.store.discard_unsent(
+                created.task_id, user_id=body.user_id, idempotency_key=idempotency_key
+            )
+            return await _accept(services, body, idempotency_key, repaired=True)
         return await _replay(
             services, created.task_id, created.fingerprint_matches, created.confirmed
         )
@@ -121,18 +145,44 @@ async def _accept(
                     tag=record.agent or "default",
                 )
             ),
-            SEND_TIMEOUT_SECONDS,
+            budget + SEND_TIMEOUT_MARGIN_SECONDS,
         )
     except (BrokerUnavailable, TimeoutError) as error:
         await _discard(services.store, record, idempotency_key or "")
         metrics.SUBMIT_REFUSED.labels(dependency="rocketmq").inc()
         raise errors.Unavailable("rocketmq", f"could not queue the task: {error}") from error
     try:
-        await services.store.confirm_sent(record.task_id)
-    except StoreUnavailable as error:  # the message is out: the worker's claim confirms it
-        log.warning("task %s sent but not confirmed: %s", record.task_id, error)
+        await services.store.confirm_sent(
+            record.task_id, ttl_seconds=settings.task_pending_ttl_seconds
+        )
+    except StoreUnavailable as error:  # the message is out: confirm later (or the claim will)
+        log.warning("task %s sent but not confirmed (retrying): %s", record.task_id, error)
+        _confirm_later(services, record.task_id)
     metrics.TASKS_SUBMITTED.inc()
     return TaskAccepted(task_id=record.task_id, status=TaskStatus.QUEUED)
+
+
+_CONFIRMING: set[asyncio.Task[None]] = set()  # referenced until done (asyncio keeps weak refs)
+
+
+def _confirm_later(services: Services, task_id: str) -> None:
+    """Retry a failed confirm in the background, so the record gets its full TTL."""
+
+    async def retry() -> None:
+        for delay in CONFIRM_RETRY_SECONDS:
+            await asyncio.sleep(delay)
+            try:
+                await services.store.confirm_sent(
+                    task_id, ttl_seconds=services.settings.task_pending_ttl_seconds
+                )
+            except StoreUnavailable:
+                continue
+            return
+        log.warning("task %s: confirm gave up; the worker's claim will confirm it", task_id)
+
+    task = asyncio.create_task(retry())
+    _CONFIRMING.add(task)
+    task.add_done_callback(_CONFIRMING.discard)
 
 
 async def _replay(

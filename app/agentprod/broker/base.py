@@ -38,6 +38,10 @@ class Delivery:
 
 
 class Publisher(Protocol):
+    #: The longest a `send` takes to answer, retries included: the API waits a little longer,
+    #: so a send it gives up on has failed for good (its message was not stored).
+    send_budget_seconds: float
+
     async def start(self) -> None: ...
 
     async def send(self, message: Outgoing) -> str:

@@ -149,6 +149,8 @@ class MemoryBroker:
 
 
 class MemoryPublisher:
+    send_budget_seconds = 1.0  # in-process: a send never waits
+
     def __init__(self, broker: MemoryBroker) -> None:
         self._broker = broker
 

@@ -129,6 +129,8 @@ class RocketMQPublisher:
         self._config = config
         # Up to SEND_ATTEMPTS requests, each bounded by the request timeout.
         self._send_limit = SEND_ATTEMPTS * config.request_timeout + 2.0
+        # A first send may also wait for the producer's start-up.
+        self.send_budget_seconds = START_TIMEOUT_SECONDS + self._send_limit
         self._endpoint = endpoint
         self._topics = topics
         self._producer: Any = None
