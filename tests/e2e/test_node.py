@@ -49,6 +49,8 @@ PIPELINE = "price-alerts"
 WORKERS = f"{PIPELINE}-worker"
 WORKER_SELECTOR = f"app.kubernetes.io/name=agentprod-worker,app.kubernetes.io/instance={PIPELINE}"
 ROLLED_IMAGE = "localhost/agentprod:dev-rolled"
+# Real pods, real scaling windows: minutes per test, not the suite's default 300 s.
+pytestmark = pytest.mark.timeout(900)
 # Set when the operator's worker Deployment has no writable /tmp (see apply_pipeline).
 SHM_HOME: list[bool] = []
 
@@ -151,6 +153,7 @@ class Deployed:
     def forward_api(self) -> None:
         if self._forward is not None and self._forward.poll() is None:
             return
+        self.close()
         argv = [
             str(self.cluster.plane.bin_dir / "kubectl"),
             f"--kubeconfig={self.cluster.kubeconfig}",
@@ -173,6 +176,9 @@ class Deployed:
         if self._forward is not None:
             self._forward.terminate()
             self._forward.wait(10)
+            if self._forward.stdout is not None:
+                self._forward.stdout.close()
+            self._forward = None
 
     def request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
         self.forward_api()
@@ -258,7 +264,11 @@ def example_pipeline(**scaling: int) -> dict[str, Any]:
     body["spec"]["worker"] |= {"image": APP_IMAGE, "imagePullPolicy": "Never"}
     if SHM_HOME:
         body["spec"]["worker"]["env"] = [{"name": "HOME", "value": "/dev/shm"}]
-    body["spec"]["scaling"] |= {"pollSeconds": 2, "cooldownSeconds": 20} | scaling
+    body["spec"]["scaling"] |= {
+        "pollSeconds": 2,
+        "cooldownSeconds": 20,
+        "scaleDownStabilizationSeconds": 10,
+    } | scaling
     return body
 
 
@@ -344,6 +354,7 @@ def test_scale_from_zero_with_real_pods(deployed: Deployed) -> None:
     wait_for(lambda: deployed.statuses(first)[first[0]]["status"] == "done", timeout=180,
              what="first task done from zero")  # fmt: skip
     first_done = time.monotonic() - t0
+    print(f"\nscale from 0: first message → first done {first_done:.1f}s", file=sys.stderr)
     # A backlog of 250 sleep tasks at 100 per replica: 3 replicas wanted.
     t1 = time.monotonic()
     backlog = deployed.submit(250, agent="sleep", sleep=2.0)
@@ -360,6 +371,9 @@ def test_scale_from_zero_with_real_pods(deployed: Deployed) -> None:
 
     desired = wait_for(desired_ready, timeout=240, what="desired worker replicas Ready")
     backlog_ready = time.monotonic() - t1
+    print(
+        f"backlog of 250 → {desired} desired replicas Ready {backlog_ready:.1f}s", file=sys.stderr
+    )
     done = deployed.wait_done(backlog, timeout=300)
     drained = time.monotonic() - t1
     assert {task["status"] for task in done.values()} == {"done"}
