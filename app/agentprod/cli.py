@@ -1,4 +1,4 @@
-"""Command line: `agentprod api | worker | dev | submit` (settings from the environment;
+"""Command line: `agentprod api | worker | dev | submit | dlq` (settings from the environment;
 flags override them)."""
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from agentprod import runtime  # heavy imports only for the server commands
 
+    if args.command == "dlq":
+        from agentprod import dlq
+
+        if args.action in ("show", "redrive") and not args.task_ids:
+            parser.error(f"dlq {args.action}: give at least one TASK_ID")
+        return dlq.run(settings, action=args.action, task_ids=args.task_ids)
     if args.command == "api":
         runtime.run_api(settings)
     elif args.command == "dev":
@@ -108,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", help="bind address (default 127.0.0.1)")
     dev.add_argument("--port", type=int, help="port (API_PORT, default 8000)")
     _worker_flags(dev)
+
+    dlq = commands.add_parser(
+        "dlq", help="list, show or re-drive the consumer group's dead-lettered tasks"
+    )
+    dlq.add_argument("action", choices=["list", "show", "redrive"])
+    dlq.add_argument("task_ids", nargs="*", metavar="TASK_ID", help="for show and redrive")
 
     submit = commands.add_parser("submit", help="post a task and wait for its result")
     submit.add_argument("text", help="the task's content")

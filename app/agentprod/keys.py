@@ -19,6 +19,17 @@ def idempotency(scope: str, key: str) -> str:
     return f"{PREFIX}:idem:{scope}:{key}"
 
 
+def dead_lettered(group: str) -> str:
+    """Sorted set of tasks the broker dead-lettered for a consumer group, scored by when they
+    were settled `failed` (epoch seconds); `agentprod dlq` lists and re-drives them."""
+    return f"{PREFIX}:dead:{group}"
+
+
+def dead_letter_group(group: str) -> str:
+    """The consumer group that reads `%DLQ%<group>` (not a Redis key: kept with the names)."""
+    return f"{group}_DLQ"
+
+
 def running(group: str) -> str:
     """Sorted set of tasks running for a consumer group, scored by lease expiry (ms).
 

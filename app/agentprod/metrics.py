@@ -42,3 +42,7 @@ RECORDS_RECREATED = Counter(
     "agentprod_records_recreated_total",
     "Task records Redis had lost (a restart without AOF, a failover), recreated from the message.",
 )
+DEAD_LETTERS_SETTLED = Counter(
+    "agentprod_dead_letters_settled_total",
+    "Dead-lettered tasks this worker marked failed (their failed result published).",
+)

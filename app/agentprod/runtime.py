@@ -16,7 +16,7 @@ import uvicorn
 import uvloop
 from fastapi import FastAPI
 
-from agentprod import health
+from agentprod import dead_letters, health, keys
 from agentprod import store as stores
 from agentprod.agents.registry import AgentPool
 from agentprod.api import Services, create_app
@@ -139,6 +139,22 @@ async def _worker_main(settings: Settings) -> int:
     worker = _worker(
         settings, consumer=consumer, publisher=services.publisher, store=services.store
     )
+    dead_consumer = rocketmq.RocketMQConsumer(
+        config=rocketmq_config(settings),
+        endpoint=settings.mq_endpoint,
+        group=keys.dead_letter_group(settings.mq_group_agent),
+        topic=f"%DLQ%{settings.mq_group_agent}",
+        await_seconds=settings.worker_await_seconds,
+        threads=4,
+    )
+    settler = dead_letters.DeadLetterSettler(
+        consumer=dead_consumer,
+        publisher=services.publisher,
+        store=services.store,
+        result_topic=settings.mq_topic_result,
+        max_attempts=settings.max_attempts,
+        result_ttl_seconds=settings.task_result_ttl_seconds,
+    )
     async with health.serving(settings, worker):
         await _start_with_retry(consumer.start, stop, what="consumer")
         await _start_with_retry(services.publisher.start, stop, what="producer")
@@ -150,7 +166,13 @@ async def _worker_main(settings: Settings) -> int:
                 settings.agent,
                 settings.worker_concurrency,
             )
+            settling = (
+                asyncio.create_task(settler.run(stop)) if settings.worker_dead_letters else None
+            )
             await worker.run(stop)
+            if settling is not None:
+                await settling
+    await dead_consumer.close()
     await consumer.close()
     await services.publisher.close()
     await services.store.close()

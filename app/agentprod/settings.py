@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     #: Runs of one task whose worker was lost (its lease expired: crash, OOM kill) before the
     #: task fails with "worker lost N times" instead of taking down worker after worker.
     worker_max_lost_attempts: int = Field(default=3, ge=1, le=100)
+    #: Settle dead-lettered tasks as `failed` (a consumer of `%DLQ%<group>` in each worker).
+    worker_dead_letters: bool = True
     worker_health_host: str = "0.0.0.0"
     worker_health_port: int = Field(default=8001, ge=0, le=65535)
 

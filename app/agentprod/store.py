@@ -135,6 +135,33 @@ redis.call('ZREM', KEYS[2], ARGV[3])
 return 1
 """
 
+_SETTLE_DEAD = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'lease_until')
+local status = f[1]
+if not status then return 'missing' end
+if status == 'done' or status == 'failed' then return 'finished' end
+if status == 'running' and tonumber(f[2] or 0) > tonumber(ARGV[1]) * 1000 then
+  return 'busy'
+end
+redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[2], 'result', 'null',
+  'finished_at', ARGV[1], 'sent', '1', 'published', '0')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[4])
+return 'failed'
+"""
+
+_REDRIVE = """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'failed' then return 0 end
+redis.call('HDEL', KEYS[1], 'finished_at', 'result', 'owner', 'lease_until')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'error', '', 'lost', 0, 'published', '0')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 _RECREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
@@ -162,6 +189,9 @@ class TaskStore:
         self._release: AsyncScript = client.register_script(_RELEASE)
         self._mark_published: AsyncScript = client.register_script(_MARK_PUBLISHED)
         self._recreate: AsyncScript = client.register_script(_RECREATE)
+        self._settle_dead: AsyncScript = client.register_script(_SETTLE_DEAD)
+        self._redrive: AsyncScript = client.register_script(_REDRIVE)
+        self._dead_key = keys.dead_lettered(group)
 
     @_translated
     async def ping(self) -> None:
@@ -274,6 +304,34 @@ class TaskStore:
         flat = [item for pair in fields.items() for item in pair]
         written = await self._recreate(keys=[keys.task(record.task_id)], args=[ttl_seconds, *flat])
         return bool(written)
+
+    @_translated
+    async def settle_dead_letter(
+        self, task_id: str, *, reason: str, now: float, ttl_seconds: int
+    ) -> str:
+        """Fail a task the broker dead-lettered: "failed" (settled now, result unpublished),
+        "finished" (it had ended already), "busy" (a live lease: look again later) or
+        "missing" (no record)."""
+        answer = await self._settle_dead(
+            keys=[keys.task(task_id), self._running_key, self._dead_key],
+            args=[repr(now), reason, ttl_seconds, task_id],
+        )
+        return _text(answer)
+
+    @_translated
+    async def dead_letters(self, *, limit: int = 100) -> list[tuple[str, float]]:
+        """The newest dead-lettered tasks of this group: (task id, settled at)."""
+        rows: list[Any] = await self._redis.zrevrange(self._dead_key, 0, limit - 1, withscores=True)
+        return [(_text(row[0]), float(row[1])) for row in rows]
+
+    @_translated
+    async def redrive(self, task_id: str, *, ttl_seconds: int) -> bool:
+        """Put a dead-lettered task back to `queued` (its message must then be sent again)."""
+        return bool(
+            await self._redrive(
+                keys=[keys.task(task_id), self._dead_key], args=[task_id, ttl_seconds]
+            )
+        )
 
     @_translated
     async def renew(self, task_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:

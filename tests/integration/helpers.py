@@ -14,6 +14,7 @@ import httpx
 import orjson
 import redis
 from agentprod import keys
+from agentprod.broker.base import BrokerUnavailable
 from agentprod.broker.rocketmq import RocketMQConsumer, configuration
 from harness.apps import AgentprodProcess
 
@@ -112,3 +113,29 @@ async def post_tasks(url: str, bodies: list[dict[str, object]]) -> list[str]:
                 return str(answer.json()["task_id"])
 
         return list(await asyncio.gather(*(post(body) for body in bodies)))
+
+
+async def hold_without_ack(*, endpoint: str, group: str, topic: str, seconds: float) -> int:
+    """Receive from `topic` as `group` and never ack, for `seconds`: what a worker that dies
+    right after each receive does. Returns the deliveries seen."""
+    consumer = RocketMQConsumer(
+        config=configuration(
+            endpoint=endpoint, access_key="", secret_key="", namespace="", timeout_seconds=3
+        ),
+        endpoint=endpoint,
+        group=group,
+        topic=topic,
+        await_seconds=2,
+    )
+    await consumer.start()
+    seen = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            try:
+                seen += len(await consumer.receive(max_messages=16, invisible_seconds=10))
+            except BrokerUnavailable:  # the proxy's settings handshake right after start
+                await asyncio.sleep(0.5)
+    finally:
+        await consumer.close()
+    return seen

@@ -5,13 +5,16 @@ instead of burning deliveries, then resumes by itself: every task done, none dea
 task that kills every worker running it (failed with "worker lost N times" and a failed result,
 instead of `running` until its record expires); records lost by a Redis restart without
 persistence (recreated from their messages, reported, and run); an Idempotency-Key left by a
-submission that died before its send (repaired: the retry is accepted, not 409).
+submission that died before its send (repaired: the retry is accepted, not 409); a task the
+broker dead-lettered (settled failed by the workers, listed and re-driven with `agentprod dlq`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,13 +26,15 @@ import pytest
 import redis
 from agentprod import store as stores
 from agentprod.models import TaskRecord, TaskRequest, TaskStatus
-from harness.apps import free_port
+from harness.apps import AGENTPROD, free_port
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
 from tests.integration.helpers import (
+    MAX_RETRIES,
     Launch,
     Names,
+    hold_without_ack,
     post_tasks,
     read_results,
     record,
@@ -200,3 +205,64 @@ def test_key_of_a_submission_interrupted_before_its_send_is_repaired(
         timeout=60,
     )
     assert (again.status_code, again.json()["task_id"]) == (202, task_id)  # the key holds
+
+
+def agentprod_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AGENTPROD, *args],
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_dead_lettered_task_ends_failed_and_can_be_redriven(
+    launch: Launch,
+    base_env: dict[str, str],
+    names: Names,
+    rocketmq: RocketMQ,
+    redis_client: redis.Redis,
+) -> None:
+    """A task whose deliveries all went unacknowledged (every worker that received it died
+    before claiming) is dead-lettered by the broker; its record used to stay `queued` for 7
+    days. A worker's dead-letter settler now fails it with the reason and publishes the failed
+    result; `agentprod dlq list` shows it and `agentprod dlq redrive` runs it again."""
+    api = launch("api")
+    (task_id,) = asyncio.run(
+        post_tasks(api.url, [{"user_id": "u", "content": "unlucky", "agent": "echo"}])
+    )
+    deliveries = asyncio.run(
+        hold_without_ack(
+            endpoint=rocketmq.endpoint, group=names.group, topic=names.request_topic, seconds=45
+        )
+    )
+    assert deliveries == MAX_RETRIES + 1  # then RocketMQ moved it to %DLQ%<group>
+    worker = launch("worker", AGENT="echo")
+    assert wait_for_status(redis_client, [task_id], {"failed"}, timeout=90) == ["failed"], (
+        worker.tail()
+    )
+    stored = record(redis_client, task_id)
+    assert "dead-lettered" in stored["error"]
+    results = asyncio.run(
+        read_results(
+            endpoint=rocketmq.endpoint,
+            group=names.downstream_group,
+            topic=names.result_topic,
+            expect=1,
+        )
+    )
+    assert [(r["task_id"], r["status"]) for r in results] == [(task_id, "failed")]
+    assert worker.metric("agentprod_dead_letters_settled_total") == 1
+
+    listed = agentprod_cli(base_env, "dlq", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert task_id in listed.stdout
+    redriven = agentprod_cli(base_env, "dlq", "redrive", task_id)
+    assert redriven.returncode == 0, redriven.stderr
+    assert wait_for_status(redis_client, [task_id], {"done"}, timeout=60) == ["done"]
+    assert task_id not in agentprod_cli(base_env, "dlq", "list").stdout
+    again = agentprod_cli(base_env, "dlq", "redrive", task_id)
+    assert again.returncode == 1
+    assert "is not dead-lettered" in again.stderr
