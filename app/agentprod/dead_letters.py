@@ -143,6 +143,7 @@ class DeadLetterSettler:
                         body=result.encode(),
                         key=result.task_id,
                         tag=result.status.value,
+                        properties={"result_id": result.result_id},
                     )
                 )
                 await self._store.mark_published(message.task_id)

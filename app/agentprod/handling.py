@@ -294,6 +294,7 @@ class Handler:
                 body=outgoing.encode(),
                 key=task_id,
                 tag=outgoing.status.value,
+                properties={"result_id": outgoing.result_id},
             )
         )
         await self._store.mark_published(task_id)

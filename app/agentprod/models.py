@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 JSON = Any
@@ -94,6 +94,14 @@ class ResultMessage(BaseModel):
     error: str | None = None
     attempts: int
     finished_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented pattern
+    @property
+    def result_id(self) -> str:
+        """`<task_id>:<attempts>`: the same for every copy of one outcome, so a downstream
+        consumer de-duplicates the at-least-once result topic on it (or on task_id: a task
+        has one terminal outcome)."""
+        return f"{self.task_id}:{self.attempts}"
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

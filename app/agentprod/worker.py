@@ -32,7 +32,7 @@ RECEIVE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
 STORE_PING_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
 #: After the drain, how long to wait for a receive the stop interrupted, to hand its messages
 #: back at once instead of after their invisible time.
-PENDING_RECEIVE_WAIT_SECONDS = 5.0
+PENDING_RECEIVE_WAIT_SECONDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The Kubernetes API calls of the operator (kubernetes_asyncio), and nothing else.
 
-Deployments are updated only when their desired template changes: the hash of what the
-operator wants is kept in an annotation, so periodic reconciles cause no writes at all.
+Deployments are updated only when their desired template changes or the live one drifted
+from it: the hash of what the operator wants is kept in an annotation, and the live template
+must still cover it (`covers`), so periodic reconciles write nothing unless someone edited the
+Deployment by hand (e.g. `kubectl set image`), which they revert.
 """
 
 from __future__ import annotations
@@ -43,6 +45,27 @@ def template_hash(deployment: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def covers(live: Any, desired: Any) -> bool:
+    """Whether `live` still holds everything `desired` sets (pure).
+
+    The API server adds defaults to what it stores (terminationMessagePath, dnsPolicy, ...), so
+    live ⊇ desired is the test, not equality: every key of a desired mapping must be in the
+    live one with a covering value, lists must match item by item, scalars be equal. An edit
+    such as `kubectl set image` breaks it; defaulting does not.
+    """
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(
+            key in live and covers(live[key], value) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(covers(have, want) for have, want in zip(live, desired, strict=True))
+        )
+    return bool(live == desired)
+
+
 class Kube:
     def __init__(self, api: Any) -> None:
         self._api = api
@@ -76,7 +99,10 @@ class Kube:
             created = await self._apps.create_namespaced_deployment(namespace, desired)
             return "created", self._api.sanitize_for_serialization(created)
         annotations = live["metadata"].get("annotations") or {}
-        if annotations.get(HASH_ANNOTATION) == wanted_hash:
+        # The hash says our last write is current; `covers` that nobody edited it since.
+        if annotations.get(HASH_ANNOTATION) == wanted_hash and covers(
+            live["spec"]["template"], desired["spec"]["template"]
+        ):
             return "unchanged", live
         live["metadata"]["labels"] = desired["metadata"]["labels"]
         live["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = wanted_hash

@@ -132,3 +132,24 @@ def test_invalid_specs_are_rejected_by_the_api_server(
     assert done.returncode != 0
     assert expected in done.stderr, done.stderr
     assert cluster.get("agentpipeline", "invalid") is None
+
+
+def test_out_of_band_edit_of_the_workers_is_reverted(cluster: Cluster) -> None:
+    """`kubectl set image` on the worker Deployment keeps the operator's hash annotation; the
+    operator used to leave such drift in place with Ready True. Its periodic reconcile now
+    compares the live template and puts the spec's image back."""
+    cluster.apply(cluster.manifest())
+    cluster.wait_condition("price-alerts", "Ready", "True")
+    deployment = "price-alerts-worker"
+    cluster.plane.kubectl(
+        "-n", cluster.namespace, "set", "image", f"deployment/{deployment}", "worker=evil:latest"
+    )
+
+    def image() -> str:
+        live = cluster.get("deployment", deployment)
+        assert live is not None
+        return str(live["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    assert image() == "evil:latest"
+    wanted = cluster.manifest()["spec"]["worker"]["image"]
+    wait_for(lambda: image() == wanted, timeout=30, what=f"the operator to restore {wanted}")

@@ -13,7 +13,10 @@ from agentprod_operator import specs
 
 HEALTH_PORT = 8001
 MANAGER = "agentprod-operator"
-# Leave the worker a margin inside the pod's grace period to finish and exit cleanly.
+#: The pod's grace period minus this is the worker's drain (WORKER_SHUTDOWN_GRACE_SECONDS).
+#: The worker starts draining at SIGTERM without waiting out its pending long-poll; after the
+#: drain it spends at most 2 s handing back what that receive brought (worker.py
+#: PENDING_RECEIVE_WAIT_SECONDS) and about 1 s closing its clients, all inside this margin.
 DRAIN_MARGIN_SECONDS = 5
 #: Writable scratch space of the worker (its root filesystem is read-only): HOME and temp files.
 TMP_MOUNT = "/tmp"
