@@ -42,9 +42,12 @@ def llm_env(fake_model: FaultyModelServer) -> dict[str, str]:
 
 
 @pytest.fixture
-def api_url(launch: Launch, llm_env: dict[str, str]) -> str:
-    launch("worker", AGENT="chat", WORKER_CONCURRENCY="4", **llm_env)
-    return launch("api", **llm_env).url
+def api_url(launch: Launch, llm_env: dict[str, str]) -> Iterator[str]:
+    worker = launch("worker", AGENT="chat", WORKER_CONCURRENCY="4", **llm_env)
+    api = launch("api", **llm_env)
+    yield api.url
+    # Kept in the report of a failing test: what the processes said.
+    print(f"--- api log ---\n{api.tail()}\n--- worker log ---\n{worker.tail()}")
 
 
 def chat(url: str, query: str, *, path: str = "/chat", wait: float = 60) -> httpx.Response:
