@@ -83,9 +83,53 @@ class RedisSpec(_Spec):
         return self
 
 
+class SecretValueRef(_Spec):
+    name: str = Field(min_length=1, description="Secret name.")
+    key: str = Field(min_length=1, description="Key in the Secret.")
+
+
+class ModelPrice(_Spec):
+    input: float = Field(ge=0, description="USD per million input tokens.")
+    output: float = Field(ge=0, description="USD per million output tokens.")
+
+
+class ModelsSpec(_Spec):
+    """The model server the LLM agents (chat, planner) call, through the openai SDK."""
+
+    baseURL: str | None = Field(
+        default=None,
+        min_length=1,
+        description="OpenAI-compatible endpoint (OPENAI_BASE_URL), e.g. http://llm:8080/v1; "
+        "unset: OpenAI itself, or Gemini's endpoint with a Gemini key.",
+    )
+    fast: str = Field(min_length=1, description="Model id of the fast tier (LLM_MODEL_FAST).")
+    strong: str | None = Field(
+        default=None, min_length=1, description="Model id of the strong tier (LLM_MODEL_STRONG)."
+    )
+    apiKeySecret: SecretValueRef | None = Field(
+        default=None, description="Secret key holding the API key (OPENAI_API_KEY)."
+    )
+    geminiKeySecret: SecretValueRef | None = Field(
+        default=None, description="Secret key holding a Gemini API key (GEMINI_API_KEY)."
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="Price per model id (LLM_PRICES), for cost figures."
+    )
+    requestsPerMinute: int = Field(
+        default=0, ge=0, description="Requests per minute per model, all workers (0: no limit)."
+    )
+    tokensPerMinute: int = Field(
+        default=0, ge=0, description="Tokens per minute per model, all workers (0: no limit)."
+    )
+    timeoutSeconds: float = Field(default=60.0, gt=0, le=600, description="Per model call.")
+
+
 class AgentSpec(_Spec):
     name: str = Field(default="tagger", min_length=1, description="Registered agent name.")
     config: dict[str, Any] = Field(default_factory=dict, description="Agent configuration.")
+    models: ModelsSpec | None = Field(
+        default=None, description="Model configuration of LLM agents (chat, planner)."
+    )
 
 
 class WorkerSpec(_Spec):

@@ -78,7 +78,38 @@ def worker_env(spec: specs.AgentPipelineSpec) -> list[dict[str, Any]]:
                     },
                 }
             )
-    return env + list(spec.worker.env)
+    return env + model_env(spec.agent.models) + list(spec.worker.env)
+
+
+def model_env(models: specs.ModelsSpec | None) -> list[dict[str, Any]]:
+    """The LLM layer's variables (app/agentprod/llm/config.py) from spec.agent.models."""
+    if models is None:
+        return []
+    env: list[dict[str, Any]] = [
+        {"name": "LLM_MODEL_FAST", "value": models.fast},
+        {"name": "LLM_TIMEOUT_SECONDS", "value": str(models.timeoutSeconds)},
+        {"name": "LLM_RPM", "value": str(models.requestsPerMinute)},
+        {"name": "LLM_TPM", "value": str(models.tokensPerMinute)},
+    ]
+    if models.baseURL:
+        env.append({"name": "OPENAI_BASE_URL", "value": models.baseURL})
+    if models.strong:
+        env.append({"name": "LLM_MODEL_STRONG", "value": models.strong})
+    if models.prices:
+        prices = {model: price.model_dump() for model, price in models.prices.items()}
+        env.append({"name": "LLM_PRICES", "value": json.dumps(prices, sort_keys=True)})
+    for variable, ref in (
+        ("OPENAI_API_KEY", models.apiKeySecret),
+        ("GEMINI_API_KEY", models.geminiKeySecret),
+    ):
+        if ref is not None:
+            env.append(
+                {
+                    "name": variable,
+                    "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+                }
+            )
+    return env
 
 
 def desired_deployment(

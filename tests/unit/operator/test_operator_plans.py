@@ -1,5 +1,6 @@
 """Pure control-plane decisions: topic and group plans, backoff, conditions, the Deployment."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,25 @@ def test_worker_pods_have_a_writable_home_on_a_read_only_root() -> None:
     assert env["HOME"] == "/tmp"
     assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+
+
+def test_chat_example_wires_the_model_configuration() -> None:
+    """examples/chat-pipeline.yaml is a valid spec; spec.agent.models becomes the LLM layer's
+    variables (llm/config.py), the API key by Secret reference only."""
+    example = yaml.safe_load(
+        (Path(__file__).parents[3] / "examples" / "chat-pipeline.yaml").read_text()
+    )
+    spec = specs.AgentPipelineSpec.model_validate(example["spec"])
+    assert spec.agent.models is not None
+    spec.agent.models.apiKeySecret = specs.SecretValueRef(name="llm-key", key="apiKey")
+    deployment = workloads.desired_deployment(pipeline="chat", namespace="n", spec=spec, replicas=1)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+    assert env["AGENT"] == "chat"
+    assert env["OPENAI_BASE_URL"] == "http://llm:8080/v1"
+    assert env["LLM_MODEL_FAST"] == env["LLM_MODEL_STRONG"] == "smollm2-135m"
+    assert env["LLM_RPM"] == "600"
+    assert env["LLM_TPM"] == "200000"
+    assert env["OPENAI_API_KEY"] == {"secretKeyRef": {"name": "llm-key", "key": "apiKey"}}
+    assert json.loads(env["LLM_PRICES"]) == {"smollm2-135m": {"input": 0.0, "output": 0.0}}
+    assert "GEMINI_API_KEY" not in env
