@@ -93,8 +93,8 @@ def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter: 
             user_id=body.user_id, content=query, agent=agent, metadata=body.metadata(who.tenant)
         )
         # The same checks and two-phase submission as POST /tasks (api/tasks.py).
-        tasks._check_request(request, services.settings)
-        accepted = await tasks._accept(services, request, key)
+        tasks.check_request(request, services.settings)
+        accepted = await tasks.accept(services, request, key)
         if not isinstance(accepted, TaskAccepted):  # pragma: no cover - accept answers models
             raise errors.ClientError(409, "Idempotency-Key", "request not accepted", "conflict")
         return accepted.task_id

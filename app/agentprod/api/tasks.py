@@ -59,8 +59,8 @@ def router(services: Services) -> APIRouter:
     ) -> TaskAccepted | JSONResponse:
         """Accept a task; it runs asynchronously. Poll GET /tasks/{task_id} for the outcome."""
         del who
-        _check_request(body, settings)
-        return await _accept(services, body, idempotency_key)
+        check_request(body, settings)
+        return await accept(services, body, idempotency_key)
 
     @routes.get("/tasks/{task_id}", response_model=TaskView, responses={404: {}, 503: {}})
     async def get_task(
@@ -76,7 +76,8 @@ def router(services: Services) -> APIRouter:
     return routes
 
 
-def _check_request(body: TaskRequest, settings: Settings) -> None:
+def check_request(body: TaskRequest, settings: Settings) -> None:
+    """Refuse what the model cannot: content over the size limit (413), an unknown agent (422)."""
     size = len(body.content.encode())
     if size > settings.max_content_bytes:
         raise errors.ClientError(
@@ -92,9 +93,10 @@ def _check_request(body: TaskRequest, settings: Settings) -> None:
         )
 
 
-async def _accept(
+async def accept(
     services: Services, body: TaskRequest, idempotency_key: str | None, *, repaired: bool = False
 ) -> TaskAccepted | JSONResponse:
+    """Record, send, confirm (see the module docstring); the /chat routes submit through it."""
     settings = services.settings
     budget = services.publisher.send_budget_seconds
     record = TaskRecord(
@@ -130,7 +132,7 @@ async def _accept(
             await services.store.discard_unsent(
                 created.task_id, user_id=body.user_id, idempotency_key=idempotency_key
             )
-            return await _accept(services, body, idempotency_key, repaired=True)
+            return await accept(services, body, idempotency_key, repaired=True)
         return await _replay(
             services, created.task_id, created.fingerprint_matches, created.confirmed
         )
