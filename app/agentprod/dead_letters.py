@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from agentprod import metrics
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
-from agentprod.models import TaskMessage, TaskRecord, TaskStatus
+from agentprod.models import TaskMessage
 from agentprod.store import StoreUnavailable, TaskStore
 
 log = logging.getLogger(__name__)
@@ -112,18 +112,7 @@ class DeadLetterSettler:
             message.task_id, reason=self._reason, now=now, ttl_seconds=self._ttl
         )
         if outcome == "missing":
-            await self._store.recreate(
-                TaskRecord(
-                    task_id=message.task_id,
-                    user_id=message.user_id,
-                    content=message.content,
-                    agent=message.agent,
-                    metadata=message.metadata,
-                    status=TaskStatus.QUEUED,
-                    created_at=now,
-                ),
-                ttl_seconds=self._ttl,
-            )
+            await self._store.recreate(message.queued_record(created_at=now), ttl_seconds=self._ttl)
             outcome = await self._store.settle_dead_letter(
                 message.task_id, reason=self._reason, now=now, ttl_seconds=self._ttl
             )

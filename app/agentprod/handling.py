@@ -31,7 +31,6 @@ from agentprod.models import (
     ClaimOutcome,
     ResultMessage,
     TaskMessage,
-    TaskRecord,
     TaskStatus,
     from_epoch,
 )
@@ -170,16 +169,10 @@ class Handler:
             message.task_id,
         )
         metrics.RECORDS_RECREATED.inc()
-        record = TaskRecord(
-            task_id=message.task_id,
-            user_id=message.user_id,
-            content=message.content,
-            agent=message.agent,
-            metadata=message.metadata,
-            status=TaskStatus.QUEUED,
-            created_at=self._clock(),
+        await self._store.recreate(
+            message.queued_record(created_at=self._clock()),
+            ttl_seconds=self._options.result_ttl_seconds,
         )
-        await self._store.recreate(record, ttl_seconds=self._options.result_ttl_seconds)
 
     async def _run(self, attempt: Attempt) -> None:
         message = attempt.message

@@ -83,6 +83,19 @@ class TaskMessage(BaseModel):
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump())
 
+    def queued_record(self, *, created_at: float) -> TaskRecord:
+        """The `queued` record this message stands for: what a worker writes back when Redis
+        lost the original."""
+        return TaskRecord(
+            task_id=self.task_id,
+            user_id=self.user_id,
+            content=self.content,
+            agent=self.agent,
+            metadata=self.metadata,
+            status=TaskStatus.QUEUED,
+            created_at=created_at,
+        )
+
 
 class ResultMessage(BaseModel):
     """Body of a message on the result topic."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from harness.apps import AgentprodProcess
+from harness.apps import AgentprodProcess, free_port
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
@@ -84,3 +84,14 @@ def launch(tmp_path: Path, base_env: dict[str, str]) -> Iterator[Launch]:
     for process in started:
         if process.process.poll() is None:
             process.terminate()
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own with AOF (fsync always), as production needs: free to stop
+    and restart without losing records."""
+    server = RedisServer(home=tmp_path / "redis", port=free_port(), persistent=True)
+    server.start()
+    yield server
+    if server.running:
+        server.stop()

@@ -17,6 +17,7 @@ from agentprod import keys
 from agentprod.broker.base import BrokerUnavailable
 from agentprod.broker.rocketmq import RocketMQConsumer, configuration
 from harness.apps import AgentprodProcess
+from harness.rocketmq import RocketMQ
 
 #: Deliveries a test group allows before dead-lettering (MQ_MAX_RETRIES of the processes).
 MAX_RETRIES = 2
@@ -66,15 +67,7 @@ async def read_results(
 ) -> list[dict[str, Any]]:
     """Consume the result topic as a downstream group would: until `expect` messages arrived
     and nothing more came for `settle_seconds` (so duplicates would be seen)."""
-    consumer = RocketMQConsumer(
-        config=configuration(
-            endpoint=endpoint, access_key="", secret_key="", namespace="", timeout_seconds=3
-        ),
-        endpoint=endpoint,
-        group=group,
-        topic=topic,
-        await_seconds=2,
-    )
+    consumer = plain_consumer(endpoint=endpoint, group=group, topic=topic)
     await consumer.start()
     got: list[dict[str, Any]] = []
     errors: list[str] = []
@@ -118,15 +111,7 @@ async def post_tasks(url: str, bodies: list[dict[str, object]]) -> list[str]:
 async def hold_without_ack(*, endpoint: str, group: str, topic: str, seconds: float) -> int:
     """Receive from `topic` as `group` and never ack, for `seconds`: what a worker that dies
     right after each receive does. Returns the deliveries seen."""
-    consumer = RocketMQConsumer(
-        config=configuration(
-            endpoint=endpoint, access_key="", secret_key="", namespace="", timeout_seconds=3
-        ),
-        endpoint=endpoint,
-        group=group,
-        topic=topic,
-        await_seconds=2,
-    )
+    consumer = plain_consumer(endpoint=endpoint, group=group, topic=topic)
     await consumer.start()
     seen = 0
     deadline = time.monotonic() + seconds
@@ -139,3 +124,28 @@ async def hold_without_ack(*, endpoint: str, group: str, topic: str, seconds: fl
     finally:
         await consumer.close()
     return seen
+
+
+def plain_consumer(*, endpoint: str, group: str, topic: str) -> RocketMQConsumer:
+    """A consumer without credentials and a short long-poll, as the tests read topics."""
+    return RocketMQConsumer(
+        config=configuration(
+            endpoint=endpoint, access_key="", secret_key="", namespace="", timeout_seconds=3
+        ),
+        endpoint=endpoint,
+        group=group,
+        topic=topic,
+        await_seconds=2,
+    )
+
+
+def downstream_results(rocketmq: RocketMQ, names: Names, *, expect: int) -> list[dict[str, Any]]:
+    """The result topic as the test's downstream group reads it (see `read_results`)."""
+    return asyncio.run(
+        read_results(
+            endpoint=rocketmq.endpoint,
+            group=names.downstream_group,
+            topic=names.result_topic,
+            expect=expect,
+        )
+    )

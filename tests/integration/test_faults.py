@@ -17,12 +17,9 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 import redis
 from agentprod import store as stores
 from agentprod.models import TaskRecord, TaskRequest, TaskStatus
@@ -34,22 +31,12 @@ from tests.integration.helpers import (
     MAX_RETRIES,
     Launch,
     Names,
+    downstream_results,
     hold_without_ack,
     post_tasks,
-    read_results,
     record,
     wait_for_status,
 )
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test's own (AOF on, as production needs), free to stop and restart."""
-    server = RedisServer(home=tmp_path / "redis", port=free_port(), persistent=True)
-    server.start()
-    yield server
-    if server.running:
-        server.stop()
 
 
 def readiness(url: str) -> int:
@@ -60,17 +47,17 @@ def readiness(url: str) -> int:
 
 
 def test_redis_outage_pauses_workers_and_loses_nothing(
-    launch: Launch, own_redis: RedisServer
+    launch: Launch, durable_redis: RedisServer
 ) -> None:
-    api = launch("api", REDIS_URL=own_redis.url)
-    worker = launch("worker", REDIS_URL=own_redis.url, AGENT="sleep", WORKER_CONCURRENCY="4")
+    api = launch("api", REDIS_URL=durable_redis.url)
+    worker = launch("worker", REDIS_URL=durable_redis.url, AGENT="sleep", WORKER_CONCURRENCY="4")
     bodies: list[dict[str, object]] = [
         {"user_id": "u", "content": f"t{i}", "metadata": {"sleep_seconds": 0.5}} for i in range(40)
     ]
     task_ids = asyncio.run(post_tasks(api.url, bodies))
-    client = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    client = redis.Redis.from_url(durable_redis.url, decode_responses=True)
     assert "done" in wait_for_status(client, task_ids, {"done"}, timeout=3)  # some ran already
-    own_redis.stop()
+    durable_redis.stop()
     down_at = time.monotonic()
     while readiness(worker.url) != 503 and time.monotonic() - down_at < 15:
         time.sleep(0.2)
@@ -78,7 +65,7 @@ def test_redis_outage_pauses_workers_and_loses_nothing(
     assert httpx.get(f"{worker.url}/healthz", timeout=2).status_code == 200  # alive, paused
     time.sleep(12)  # longer than the invisible time: the old worker burned deliveries here
     assert worker.metric("agentprod_worker_store_up") == 0
-    own_redis.start()
+    durable_redis.start()
     final = wait_for_status(client, task_ids, {"done"}, timeout=120)
     assert final.count("done") == len(task_ids), {s: final.count(s) for s in set(final)}
     assert readiness(worker.url) == 200
@@ -110,25 +97,18 @@ def test_task_that_kills_its_worker_every_time_fails_visibly(
     )
     stored = record(redis_client, task_id)
     assert stored["error"] == "worker lost 2 times running this task"
-    results = asyncio.run(
-        read_results(
-            endpoint=rocketmq.endpoint,
-            group=names.downstream_group,
-            topic=names.result_topic,
-            expect=1,
-        )
-    )
+    results = downstream_results(rocketmq, names, expect=1)
     assert [(r["task_id"], r["status"]) for r in results] == [(task_id, "failed")]
     assert survivor.metric("agentprod_deliveries_total", 'step="run"') == 0
 
 
 def test_records_lost_by_redis_are_recreated_and_run(
-    launch: Launch, own_redis: RedisServer, names: Names, rocketmq: RocketMQ
+    launch: Launch, durable_redis: RedisServer, names: Names, rocketmq: RocketMQ
 ) -> None:
     """A Redis restart without persistence (or a failover) after the 202s: the workers used
     to drop every message whose record vanished, silently. Now each is reported (metric and
     a warning naming the task) and its record rebuilt from the message, and the task runs."""
-    volatile = RedisServer(home=own_redis.home.parent / "volatile", port=free_port())
+    volatile = RedisServer(home=durable_redis.home.parent / "volatile", port=free_port())
     volatile.start()
     try:
         api = launch("api", REDIS_URL=volatile.url)
@@ -142,14 +122,7 @@ def test_records_lost_by_redis_are_recreated_and_run(
         assert worker.metric("agentprod_records_recreated_total") == 5
         assert f"task {task_ids[0]}: its record is gone from Redis" in worker.tail(200)
         assert client.hget(f"agentprod:task:{task_ids[0]}", "recreated") == "1"
-        results = asyncio.run(
-            read_results(
-                endpoint=rocketmq.endpoint,
-                group=names.downstream_group,
-                topic=names.result_topic,
-                expect=5,
-            )
-        )
+        results = downstream_results(rocketmq, names, expect=5)
         assert sorted(r["task_id"] for r in results) == sorted(task_ids)
     finally:
         volatile.stop()
@@ -245,14 +218,7 @@ def test_dead_lettered_task_ends_failed_and_can_be_redriven(
     )
     stored = record(redis_client, task_id)
     assert "dead-lettered" in stored["error"]
-    results = asyncio.run(
-        read_results(
-            endpoint=rocketmq.endpoint,
-            group=names.downstream_group,
-            topic=names.result_topic,
-            expect=1,
-        )
-    )
+    results = downstream_results(rocketmq, names, expect=1)
     assert [(r["task_id"], r["status"]) for r in results] == [(task_id, "failed")]
     assert worker.metric("agentprod_dead_letters_settled_total") == 1
 
