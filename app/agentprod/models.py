@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 JSON = Any
@@ -47,6 +47,17 @@ class TaskRequest(BaseModel):
     metadata: dict[str, JSON] = Field(
         default_factory=dict, max_length=64, description="Free-form values handed to the agent."
     )
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, value: dict[str, JSON]) -> dict[str, JSON]:
+        """Refuse what the store cannot encode (an integer beyond 64 bits) as a 422 here,
+        instead of a 500 when the record is written."""
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as error:
+            raise ValueError(f"not storable as JSON: {error}") from None
+        return value
 
 
 class TaskAccepted(BaseModel):
