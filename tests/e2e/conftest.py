@@ -5,30 +5,22 @@ RocketMQ of the session. Each test gets its own namespace and its own topic/grou
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from harness.apps import free_port
 from harness.cluster import LocalCluster
 from harness.kubernetes import ControlPlane, ensure_binaries
 from harness.rocketmq import RocketMQ
 
-ROOT = Path(__file__).parents[2]
-CRD_FILE = ROOT / "crds" / "agentpipelines.agentprod.io.yaml"
-EXAMPLE = ROOT / "examples" / "pipeline.yaml"
+from tests.e2e.helpers import CRD_FILE, OPERATOR_METRICS_PORT, Cluster
+
 OPERATOR = str(Path(sys.executable).with_name("agentprod-operator"))
 RECONCILE_SECONDS = 2
-OPERATOR_METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="session")
@@ -81,78 +73,6 @@ def operator(
         process.kill()
         process.wait(10)
     assert process.returncode in (0, -15), log.read_text()[-3000:]
-
-
-class Cluster:
-    """kubectl-level helpers bound to one namespace and the session's RocketMQ."""
-
-    def __init__(self, plane: ControlPlane, namespace: str, rocketmq: RocketMQ) -> None:
-        self.plane = plane
-        self.namespace = namespace
-        self.rocketmq = rocketmq
-        suffix = uuid.uuid4().hex[:8]
-        self.request_topic = f"TopicTest_{suffix}"
-        self.result_topic = f"TopicResult_{suffix}"
-        self.group = f"GID_AGENT_{suffix}"
-
-    def manifest(self, name: str = "price-alerts", **spec: Any) -> dict[str, Any]:
-        """examples/pipeline.yaml pointed at the test RocketMQ, with unique names."""
-        body = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
-        body["metadata"] = {"name": name, "namespace": self.namespace}
-        body["spec"]["rocketmq"] |= {
-            "nameServer": self.rocketmq.namesrv_addr,
-            "endpoint": self.rocketmq.endpoint,
-        }
-        body["spec"]["topics"]["request"]["name"] = self.request_topic
-        body["spec"]["topics"]["result"]["name"] = self.result_topic
-        body["spec"]["consumerGroup"]["name"] = self.group
-        body["spec"] |= spec
-        return body
-
-    def apply(
-        self, manifest: dict[str, Any], *, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        return self.plane.kubectl(
-            "apply", "-f", "-", input_text=yaml.safe_dump(manifest), check=check
-        )
-
-    def get(self, kind: str, name: str) -> dict[str, Any] | None:
-        done = self.plane.kubectl(
-            "get", kind, name, "-n", self.namespace, "-o", "json", check=False
-        )
-        if done.returncode != 0:
-            return None
-        found: dict[str, Any] = json.loads(done.stdout)
-        return found
-
-    def condition(self, name: str, kind: str) -> dict[str, Any] | None:
-        body = self.get("agentpipeline", name) or {}
-        for item in (body.get("status") or {}).get("conditions") or []:
-            if item["type"] == kind:
-                return dict(item)
-        return None
-
-    def wait_condition(
-        self, name: str, kind: str, status: str, reason: str | None = None, timeout: float = 90
-    ) -> dict[str, Any]:
-        def matches() -> dict[str, Any] | None:
-            found = self.condition(name, kind)
-            if found and found["status"] == status and reason in (None, found["reason"]):
-                return found
-            return None
-
-        return wait_for(matches, timeout=timeout, what=f"{kind}={status} {reason or ''}")
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout}s for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture

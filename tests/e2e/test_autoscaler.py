@@ -16,40 +16,21 @@ from typing import Any
 
 from harness.apps import AgentprodProcess
 from harness.redis import RedisServer
-from rocketmq import ClientConfiguration, Credentials, Message, Producer
 
-from tests.e2e.conftest import OPERATOR_METRICS_PORT, Cluster, wait_for
-from tests.e2e.test_pipeline_operator import admin_call
+from tests.e2e.helpers import (
+    OPERATOR_METRICS_PORT,
+    Cluster,
+    admin_call,
+    publish,
+    replicas,
+    wait_for,
+)
 
 MESSAGES = 2000
 MAX_REPLICAS = 8
 LAG_PER_REPLICA = 400
 POLL_SECONDS = 2
 SLACK_SECONDS = 5  # a poll's own reads, the scale call, kubectl's view
-
-
-def publish(cluster: Cluster, count: int) -> None:
-    producer = Producer(
-        ClientConfiguration(cluster.rocketmq.endpoint, Credentials("", ""), request_timeout=3),
-        (cluster.request_topic,),
-    )
-    producer.startup()
-    try:
-        pending = []
-        for i in range(count):
-            message = Message()
-            message.topic = cluster.request_topic
-            message.body = f'{{"task_id": "no-record-{i}"}}'.encode()
-            pending.append(producer.send_async(message))
-        for future in pending:
-            future.result(timeout=30)
-    finally:
-        producer.shutdown()
-
-
-def replicas(cluster: Cluster) -> int:
-    deployment = cluster.get("deployment", "price-alerts-worker") or {}
-    return int(deployment.get("spec", {}).get("replicas", -1))
 
 
 def status(cluster: Cluster) -> dict[str, Any]:

@@ -9,22 +9,12 @@ deletionPolicy Delete and Retain; invalid specs are rejected by the API server n
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
-from agentprod_operator.rocketmq.admin import RocketMQAdmin
 from rocketmq import ClientConfiguration, Credentials, Message, Producer
 
-from tests.e2e.conftest import Cluster, wait_for
-
-
-def admin_call(cluster: Cluster, method: str, *args: Any, **kwargs: Any) -> Any:
-    async def call() -> Any:
-        async with RocketMQAdmin(name_servers=cluster.rocketmq.namesrv_addr) as admin:
-            return await getattr(admin, method)(*args, **kwargs)
-
-    return asyncio.run(call())
+from tests.e2e.helpers import Cluster, admin_call, wait_for
 
 
 def test_apply_creates_topics_group_and_workers(cluster: Cluster) -> None:

@@ -17,8 +17,7 @@ from harness.kubernetes import ControlPlane
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars
 
-from tests.e2e.conftest import Cluster, wait_for
-from tests.e2e.test_autoscaler import publish, replicas
+from tests.e2e.helpers import Cluster, publish, replicas, wait_for
 
 POLL_SECONDS = 2
 
