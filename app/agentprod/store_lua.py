@@ -1,0 +1,130 @@
+"""The Lua of every task-record transition, each run atomically by Redis (`store` registers
+them). KEYS and ARGV are documented by the `TaskStore` method that calls each one."""
+
+CREATE = """
+if KEYS[2] ~= '' then
+  local existing = redis.call('GET', KEYS[2])
+  if existing then return {'existing', existing} end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate', ''} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2]) end
+return {'created', ''}
+"""
+
+DISCARD_UNSENT = """
+if redis.call('HGET', KEYS[1], 'sent') == '0' then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
+  if KEYS[2] ~= '' then
+    local seen = redis.call('GET', KEYS[2])
+    if seen and string.sub(seen, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+  end
+  return 1
+end
+return 0
+"""
+
+CLAIM = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'attempts', 'published', 'lost')
+local status = f[1]
+if not status then
+  if redis.call('EXISTS', KEYS[3]) == 1 then return {'missing', 0, 0, 0} end
+  return {'lost', 0, 0, 0}
+end
+if status == 'done' or status == 'failed' then
+  return {'finished', tonumber(f[3]) or 0, tonumber(f[4]) or 0, 0}
+end
+local now = tonumber(ARGV[2])
+if status == 'running' and tonumber(f[2] or 0) > now then
+  return {'busy', tonumber(f[3]) or 0, 0, tonumber(f[2])}
+end
+local attempts = (tonumber(f[3]) or 0) + 1
+local lost = tonumber(f[5]) or 0
+if status == 'running' then
+  -- the lease ran out: the worker running it died (or hung) mid-task
+  lost = lost + 1
+  if lost >= tonumber(ARGV[5]) then
+    redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+    redis.call('HSET', KEYS[1], 'status', 'failed', 'lost', lost, 'result', 'null',
+      'error', 'worker lost ' .. lost .. ' times running this task', 'finished_at', now / 1000)
+    redis.call('EXPIRE', KEYS[1], ARGV[6])
+    redis.call('ZREM', KEYS[2], ARGV[4])
+    return {'abandoned', tonumber(f[3]) or 0, 0, 0}
+  end
+end
+local lease = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[1], 'lease_until', lease,
+  'attempts', attempts, 'started_at', now / 1000, 'sent', '1', 'lost', lost)
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('ZADD', KEYS[2], lease, ARGV[4])
+return {'claimed', attempts, 0, lease}
+"""
+
+RENEW = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+FINISH = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4],
+  'finished_at', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('ZREM', KEYS[2], ARGV[7])
+return 1
+"""
+
+RELEASE = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'error', ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[3])
+return 1
+"""
+
+SETTLE_DEAD = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'lease_until')
+local status = f[1]
+if not status then return 'missing' end
+if status == 'done' or status == 'failed' then return 'finished' end
+if status == 'running' and tonumber(f[2] or 0) > tonumber(ARGV[1]) * 1000 then
+  return 'busy'
+end
+redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[2], 'result', 'null',
+  'finished_at', ARGV[1], 'sent', '1', 'published', '0')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[4])
+return 'failed'
+"""
+
+REDRIVE = """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'failed' then return 0 end
+redis.call('HDEL', KEYS[1], 'finished_at', 'result', 'owner', 'lease_until')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'error', '', 'lost', 0, 'published', '0')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+RECREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+MARK_PUBLISHED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'published', '1') end
+return 1
+"""
