@@ -10,6 +10,7 @@ workloads, then tears the node and the control plane down, leaving nothing behin
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -105,6 +106,11 @@ class LocalCluster:
             self._delete_workloads()
         self.node.stop()
         self.plane.stop()
+        # Like a kind cluster deleted: the next cluster-up starts empty (no stale releases).
+        shutil.rmtree(self.home / "etcd", ignore_errors=True)
+        mounts = Path("/proc/self/mounts").read_text()
+        if str(self.node.home) not in mounts:  # never delete through a leftover mount
+            shutil.rmtree(self.node.home, ignore_errors=True)
 
     def _delete_workloads(self) -> None:
         """Let the kubelet stop the pods (CNI teardown, volumes) before it stops itself."""
