@@ -182,8 +182,11 @@ class Node:
         self._stop("containerd")
         self._kill_shims()
         self._unmount_all()
-        self._network_down()
-        self._remove_cgroups()
+        # The bridge, netns, veths, nftables and cgroups only if this node made the bridge:
+        # a start that found another node's must leave that node alone.
+        if (self.home / "ip_forward.orig").exists():
+            self._network_down()
+            self._remove_cgroups()
 
     # ---- helpers for tests
 
@@ -243,16 +246,32 @@ class Node:
 
     # ---- internals: network
 
-    def bridge_up(self) -> None:
-        """Create the bridge with the node address (before kube-apiserver binds to it)."""
-        if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
-            raise ServiceError(
-                f"bridge {BRIDGE} exists: another node runs here (`make cluster-down` stops "
-                "the one of `make cluster-up`)"
-            )
+    def bridge_up(self, *, wait: float | None = None) -> None:
+        """Create the bridge with the node address (before kube-apiserver binds to it).
+
+        One node per machine: while another one's bridge exists (a test session elsewhere,
+        `make cluster-up`), wait up to ``wait`` seconds ($AGENTPROD_NODE_WAIT_SECONDS, 600) for
+        it to go, then fail without touching it.
+        """
+        if wait is None:
+            wait = float(os.environ.get("AGENTPROD_NODE_WAIT_SECONDS", "600"))
+        deadline = time.monotonic() + wait
+        announced = False
+        while _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"bridge {BRIDGE} exists: another node runs here (`make cluster-down` "
+                    "stops the one of `make cluster-up`)"
+                )
+            if not announced:
+                _say(f"bridge {BRIDGE} in use by another node: waiting up to {wait:.0f}s")
+                announced = True
+            time.sleep(2)
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "ip_forward.orig").write_text(IP_FORWARD.read_text())
-        _run("ip", "link", "add", BRIDGE, "type", "bridge")
+        forward = IP_FORWARD.read_text()
+        _run("ip", "link", "add", BRIDGE, "type", "bridge")  # fails if another node won a race
+        # From here on the bridge is ours: the marker lets stop() take it down.
+        (self.home / "ip_forward.orig").write_text(forward)
         _run("ip", "addr", "add", f"{NODE_IP}/16", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
         self.cni_conf.mkdir(parents=True, exist_ok=True)
