@@ -51,8 +51,6 @@ WORKER_SELECTOR = f"app.kubernetes.io/name=agentprod-worker,app.kubernetes.io/in
 ROLLED_IMAGE = "localhost/agentprod:dev-rolled"
 # Real pods, real scaling windows: minutes per test, not the suite's default 300 s.
 pytestmark = pytest.mark.timeout(900)
-# Set when the operator's worker Deployment has no writable /tmp (see apply_pipeline).
-SHM_HOME: list[bool] = []
 
 
 def _repo_tag(image: str) -> tuple[str, str]:
@@ -262,8 +260,6 @@ def example_pipeline(**scaling: int) -> dict[str, Any]:
     body: dict[str, Any] = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
     body["metadata"]["namespace"] = NS
     body["spec"]["worker"] |= {"image": APP_IMAGE, "imagePullPolicy": "Never"}
-    if SHM_HOME:
-        body["spec"]["worker"]["env"] = [{"name": "HOME", "value": "/dev/shm"}]
     body["spec"]["scaling"] |= {
         "pollSeconds": 2,
         "cooldownSeconds": 20,
@@ -273,12 +269,9 @@ def example_pipeline(**scaling: int) -> dict[str, Any]:
 
 
 def apply_pipeline(deployed: Deployed, body: dict[str, Any]) -> None:
-    """kubectl apply; if the operator's worker pods get no writable /tmp (the root filesystem
-    is read-only and the RocketMQ client creates ~/logs at import), point HOME at the pod's
-    /dev/shm instead and say so, until the operator mounts an emptyDir there."""
+    """kubectl apply, then check the operator gave the worker pods their writable /tmp (the
+    root filesystem is read-only and the RocketMQ client creates ~/logs at import)."""
     deployed.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(body))
-    if SHM_HOME:
-        return
     deployment = wait_for(
         lambda: (
             deployed.kubectl(
@@ -290,12 +283,7 @@ def apply_pipeline(deployed: Deployed, body: dict[str, Any]) -> None:
     )
     pod = json.loads(deployment)["spec"]["template"]["spec"]
     mounts = {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
-    if "/tmp" not in mounts:
-        print("\nworker pods have no writable /tmp: HOME=/dev/shm (workaround)", file=sys.stderr)
-        SHM_HOME.append(True)
-        body = copy.deepcopy(body)
-        body["spec"]["worker"]["env"] = [{"name": "HOME", "value": "/dev/shm"}]
-        deployed.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(body))
+    assert "/tmp" in mounts, pod
 
 
 def test_helm_install_runs_ready_pods(deployed: Deployed) -> None:
