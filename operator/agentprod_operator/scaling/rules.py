@@ -83,7 +83,7 @@ def decide(
         need = max(need, (fresh.in_flight or 0) / policy.concurrency)
     if current == 0 and lag >= policy.activation_lag:
         need = max(need, lag / policy.lag_per_replica)  # waking: the newest lag in full
-    want = _wanted(policy, need, current)
+    want = max(_wanted(policy, need, current), _backlog_floor(policy, history))
     kept = history.recommendations or (models.Recommendation(now, current, current),)
     since = now - policy.scale_down_stabilization_seconds
     window = tuple(r for r in kept if r.at > since)
@@ -253,13 +253,34 @@ def _need(policy: models.ScalingPolicy, history: models.History) -> tuple[float,
     window = [s for s in history.samples if s.at >= newest - policy.smoothing_seconds]
     lag = _mean(s.lag or 0 for s in window)
     # a surge (the newest readings all at least _SURGE_FACTOR times the smoothed lag) counts in
-    # full, so a real rise is met within _LAG_READINGS polls; a lone noisy reading is not
-    held = min(s.lag or 0 for s in history.samples[-_LAG_READINGS:])
-    if len(history.samples) >= _LAG_READINGS and held >= _SURGE_FACTOR * lag:
+    # full beside the busy workers; a lone noisy reading is not one. Whatever the busy part,
+    # the held backlog alone gets its ceil(lag / lagPerReplica) (`_backlog_floor`).
+    held = _held_lag(history)
+    if held >= _SURGE_FACTOR * lag:
         lag = held
     busy = _mean(s.in_flight or 0 for s in window) / policy.concurrency
     basis = f"lag mode: lag {lag:.0f}, busy replicas {busy:.2f}"
     return busy, lag / policy.lag_per_replica, basis
+
+
+def _held_lag(history: models.History) -> int:
+    """The lag all of the _LAG_READINGS newest readings reach (0 with fewer readings)."""
+    if len(history.samples) < _LAG_READINGS:
+        return 0
+    return min(s.lag or 0 for s in history.samples[-_LAG_READINGS:])
+
+
+def _backlog_floor(policy: models.ScalingPolicy, history: models.History) -> int:
+    """Lag mode: ceil(held lag / lagPerReplica), the least a held backlog gets.
+
+    The tolerance does not apply to it: 450 waiting with lagPerReplica 100 is 5 replicas,
+    not the 4 that 450/4 = 112.5 per replica within 10 % would keep. Busy workers come on top
+    through the recommendation (and its tolerance), so a noisy lag beside busy workers does
+    not flap.
+    """
+    if policy.target_drain_seconds is not None and history.service_seconds is not None:
+        return 0  # rate mode drains the backlog within targetDrainSeconds instead
+    return math.ceil(_held_lag(history) / policy.lag_per_replica)
 
 
 def _mean(values: Iterable[float]) -> float:

@@ -363,7 +363,7 @@ def test_a_failed_read_holds_the_last_decision(samples: list[Sample]) -> None:
 @pytest.mark.parametrize(
     ("lag", "expected", "reason"),
     [
-        (2_000, 17, Reason.TARGET),  # grow on lag (mean 1,400 → 14) + the busy 24/8 kept
+        (2_000, 20, Reason.TARGET),  # grow on lag: 2,000 held twice → ceil(2,000 / 100)
         (0, 4, Reason.NO_DATA),  # lag gone, in-flight unknown: no scale-down, hold
         (50, 4, Reason.NO_DATA),  # within what runs: hold
     ],
@@ -387,6 +387,61 @@ def test_a_surge_is_met_within_two_polls_despite_a_quiet_window() -> None:
     assert replicas_of(surge)[-1] == 6  # ceil(600 / lagPerReplica), not the window's mean
     noisy = run(policy, [(0, 0)] * 8 + [(600, 0), (0, 0)], replicas=1)
     assert replicas_of(noisy)[-2:] == [1, 1]  # one reading alone is not a surge
+
+
+def stepped(total: int, polls: int) -> list[int]:
+    """The lag readings of `total` tasks arriving in equal steps over `polls` polls, then held."""
+    return [round(total * min(i + 1, polls) / polls) for i in range(polls + 2)]
+
+
+@pytest.mark.parametrize("start", [0, 1])
+@pytest.mark.parametrize("polls", [1, 2, 4])
+@pytest.mark.parametrize(("total", "expected"), [(450, 5), (600, 6), (1_000, 10)])
+def test_a_backlog_reaches_ceil_lag_per_replica_within_two_polls_of_arriving(
+    start: int, polls: int, total: int, expected: int
+) -> None:
+    # nothing running yet (pods starting), a quiet window before: the backlog arrives at once
+    # or over several polls and then waits; two polls after the last arrival it has its pods
+    policy = dataclasses.replace(POLICY, min_replicas=start, activation_lag=1)
+    quiet = run(policy, [(0, 0)] * 8, replicas=start)
+    lags = stepped(total, polls)
+    decisions = run(
+        policy,
+        [(lag, 0) for lag in lags],
+        replicas=start,
+        start=8 * POLL,
+        history=quiet[-1].history,
+    )
+    path = replicas_of(decisions)
+    assert path[polls] == expected, path  # the second poll that reads the whole backlog
+    assert path[-1] == expected, path  # and it stays there, no overshoot
+    assert all(r <= expected for r in path), path
+
+
+def test_450_with_lag_per_replica_100_goes_to_5_not_4() -> None:
+    # the issue's case (pollSeconds 5): an early lower reading in the window, then 450 held;
+    # the window's mean (< 440) within 10 % of 4 replicas must not keep 4
+    policy = dataclasses.replace(POLICY, stale_seconds=15)
+    history, replicas, path = History(), 0, []
+    for at, lag in enumerate([0, 0, 0, 386, 450, 450, 450, 450]):
+        decision = scaling.decide(
+            policy=policy,
+            samples=[Sample(at=at * 5.0, lag=lag, in_flight=0)],
+            current_replicas=replicas,
+            history=history,
+            now=at * 5.0,
+        )
+        history, replicas = decision.history, decision.replicas
+        path.append(replicas)
+    assert path[3] == 4  # 386 arrived: ceil(3.86) at once (activation)
+    assert path[5] == 5  # 450 twice: ceil(450 / 100)
+    assert path[5:] == [5, 5, 5]
+
+
+def test_a_busy_pipeline_with_a_held_backlog_gets_busy_plus_backlog() -> None:
+    # 4 busy replicas (32 running) and 450 waiting, read twice: 4 + 4.5 → 9
+    decisions = run(POLICY, [(450, 32), (450, 32)], replicas=4)
+    assert replicas_of(decisions)[-1] == 9
 
 
 def test_no_data_still_applies_the_bounds() -> None:
