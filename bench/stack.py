@@ -32,6 +32,9 @@ class Stack:
             "MQ_TOPIC_RESULT": f"{topic}_result",
             "MQ_GROUP_AGENT": group,
             "LOG_LEVEL": "WARNING",
+            # Keys off: the benchmarks measure the task path (bench/auth_overhead.py measures
+            # what a key check and the rate limiter add per request).
+            "API_AUTH": "off",
         } | extra
 
     def pipeline(self) -> tuple[str, str]:

@@ -1,5 +1,5 @@
-"""Command line: `agentprod api | worker | dev | submit | dlq` (settings from the environment;
-flags override them)."""
+"""Command line: `agentprod api | worker | dev | submit | dlq | keys` (settings from the
+environment; flags override them)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from agentprod import runtime  # heavy imports only for the server commands
 
+    if args.command == "keys":
+        from agentprod import apikeys
+
+        return apikeys.run(
+            settings,
+            action=args.action,
+            tenant=args.tenant,
+            name=args.name,
+            rate=args.rate,
+            max_queued=args.max_queued,
+            key_ids=args.key_ids,
+            as_json=args.json,
+        )
     if args.command == "dlq":
         from agentprod import dlq
 
@@ -44,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(embedded broker and store; docs at /docs)",
             file=sys.stderr,
         )
+        if settings.api_auth == "off":
+            print(
+                "agentprod dev: WARNING: no API keys are checked (API_AUTH=off, the dev "
+                "default); every caller is tenant 'public'. Never expose this port.",
+                file=sys.stderr,
+            )
         runtime.run_dev(settings)
     else:
         return runtime.run_worker(settings)
@@ -63,6 +82,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["worker_health_port"] = args.health_port
     if args.command == "dev" and args.host is None:
         overrides["api_host"] = "127.0.0.1"
+    if args.command == "dev" and "API_AUTH" not in os.environ:
+        overrides |= {"api_auth": "off", "api_docs": "public", "api_metrics": "public"}
     return load_settings(**overrides)
 
 
@@ -76,6 +97,7 @@ def _submit(args: argparse.Namespace) -> int:
             user_id=args.user,
             agent=args.agent,
             idempotency_key=args.idempotency_key,
+            api_key=args.api_key,
             wait=not args.no_wait,
             timeout=args.timeout,
         )
@@ -128,6 +150,11 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("AGENTPROD_URL", "http://127.0.0.1:8000"),
         help="API base URL (AGENTPROD_URL, default http://127.0.0.1:8000)",
     )
+    submit.add_argument(
+        "--api-key",
+        default=os.environ.get("AGENTPROD_API_KEY"),
+        help="API key sent as Authorization: Bearer (AGENTPROD_API_KEY)",
+    )
     submit.add_argument("--user", default="cli", help="user_id of the task (default cli)")
     submit.add_argument("--agent", help="agent to run (default: the worker's AGENT)")
     submit.add_argument("--idempotency-key", help="Idempotency-Key header")
@@ -135,6 +162,17 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds to wait for the outcome (default 60)"
     )
     submit.add_argument("--no-wait", action="store_true", help="print the task id and return")
+
+    keys = commands.add_parser(
+        "keys", help="create, list or revoke API keys (stored hashed in Redis)"
+    )
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key_ids", nargs="*", metavar="KEY_ID", help="for revoke")
+    keys.add_argument("--tenant", help="create: the tenant the key acts for")
+    keys.add_argument("--name", default="", help="create: a label (who or what uses the key)")
+    keys.add_argument("--rate", help="create: requests per window, e.g. 600/minute")
+    keys.add_argument("--max-queued", type=int, help="create: the tenant's unfinished tasks cap")
+    keys.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 

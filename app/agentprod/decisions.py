@@ -5,6 +5,7 @@ No I/O here, so every branch is a table-driven unit test (tests/unit/app/test_de
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 from agentprod.models import Claim, ClaimOutcome
@@ -86,3 +87,22 @@ def defer_delay(*, lease_left_seconds: float, invisible_seconds: float) -> float
 def receive_fill(*, concurrency: int, cap: int) -> int:
     """Free slots worth a receive of their own while other tasks run: half a full batch."""
     return max(1, min(concurrency, cap) // 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunBudget:
+    """How long one agent run may take: None for unbounded; `by_deadline` when the task's
+    deadline (not the worker's per-run timeout) sets it, so running out fails the task."""
+
+    seconds: float | None
+    by_deadline: bool = False
+
+
+def run_budget(*, timeout_seconds: float, deadline_left_seconds: float | None) -> RunBudget:
+    """The smaller of the per-run timeout (0: none) and what is left before the deadline."""
+    timeout = timeout_seconds if timeout_seconds > 0 else None
+    if deadline_left_seconds is None:
+        return RunBudget(timeout)
+    if timeout is not None and timeout < deadline_left_seconds:
+        return RunBudget(timeout)
+    return RunBudget(max(0.0, deadline_left_seconds), by_deadline=True)

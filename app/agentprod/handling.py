@@ -182,12 +182,13 @@ class Handler:
             content=message.content,
             metadata=message.metadata,
             attempt=attempt.number,
+            tenant=message.tenant,
         )
         renewal_done = asyncio.Event()
         renewer = asyncio.create_task(self._renew(attempt, renewal_done))
         started = asyncio.get_running_loop().time()
         try:
-            result = await self._call_agent(message.agent, agent_task)
+            result = await self._call_agent(message.agent, agent_task, message.deadline_at)
         except asyncio.CancelledError:
             await _stop(renewer, renewal_done)
             await self._hand_back(attempt)
@@ -201,12 +202,24 @@ class Handler:
         metrics.TASK_SECONDS.observe(asyncio.get_running_loop().time() - started)
         await self._settle(attempt, status=TaskStatus.DONE, result=result, error=None)
 
-    async def _call_agent(self, name: str | None, task: AgentTask) -> object:
+    async def _call_agent(
+        self, name: str | None, task: AgentTask, deadline_at: float | None
+    ) -> object:
         agent = self._agents.get(name)
-        limit = self._options.task_timeout_seconds
-        if limit > 0:
-            return await asyncio.wait_for(agent.run(task), limit)
-        return await agent.run(task)
+        budget = decisions.run_budget(
+            timeout_seconds=self._options.task_timeout_seconds,
+            deadline_left_seconds=None if deadline_at is None else deadline_at - self._clock(),
+        )
+        if budget.seconds is None:
+            return await agent.run(task)
+        if budget.seconds <= 0:
+            raise PermanentAgentError("deadline exceeded before the task could run")
+        try:
+            return await asyncio.wait_for(agent.run(task), budget.seconds)
+        except TimeoutError:
+            if budget.by_deadline:  # retrying cannot help: the task's time is up
+                raise PermanentAgentError("deadline exceeded while running") from None
+            raise
 
     async def _failed(self, attempt: Attempt, error: Exception) -> None:
         text = f"{type(error).__name__}: {error}"
@@ -228,6 +241,12 @@ class Handler:
                 delivery_attempt=delivery.attempt,
                 base_seconds=self._options.retry_backoff_seconds,
             )
+        deadline_at = attempt.message.deadline_at
+        if deadline_at is not None and self._clock() + delay >= deadline_at:
+            text = f"deadline exceeded before a retry could run; last error: {text}"
+            log.warning("task %s failed: %s", attempt.task_id, text)
+            await self._settle(attempt, status=TaskStatus.FAILED, result=None, error=text)
+            return
         log.info(
             "task %s attempt %d failed (%s); retry in %.1fs",
             attempt.task_id,

@@ -14,9 +14,31 @@ def refused(task_id: str) -> str:
     return f"{PREFIX}:refused:{task_id}"
 
 
-def idempotency(scope: str, key: str) -> str:
-    """String `task_id|fingerprint` remembered for an Idempotency-Key, per caller."""
-    return f"{PREFIX}:idem:{scope}:{key}"
+def idempotency(tenant: str, user_id: str, key: str) -> str:
+    """String `task_id|fingerprint` remembered for an Idempotency-Key, per tenant and user.
+
+    Each part is length-prefixed, so no two scopes can spell the same Redis key (without the
+    lengths `user:x` + `k` and `user` + `x:k` would collide)."""
+    return f"{PREFIX}:idem:{len(tenant)}:{tenant}:{len(user_id)}:{user_id}:{key}"
+
+
+def api_key(key_id: str) -> str:
+    """Hash of one API key: tenant, name, SHA-256 digest, limits, created/revoked times."""
+    return f"{PREFIX}:apikey:{key_id}"
+
+
+def api_keys() -> str:
+    """Sorted set of every API key id, scored by creation time (`agentprod keys list`)."""
+    return f"{PREFIX}:apikeys"
+
+
+def open_tasks(tenant: str) -> str:
+    """Sorted set of a tenant's unfinished tasks, scored by creation time (epoch seconds): the
+    per-tenant cap on queued tasks counts it. Every terminal transition removes its task."""
+    return f"{PREFIX}:open:{tenant}"
+
+
+OPEN_TASKS_PREFIX = f"{PREFIX}:open:"  # the Lua scripts build `open_tasks` from a record's tenant
 
 
 def dead_lettered(group: str) -> str:
@@ -53,9 +75,10 @@ def llm_cache_stats() -> str:
     return f"{PREFIX}:llm:cache-stats"
 
 
-def llm_usage() -> str:
-    """Hash of per-model call counters, fields `<model>|calls`, `<model>|cost_usd`, ..."""
-    return f"{PREFIX}:llm:usage"
+def llm_usage(tenant: str | None = None) -> str:
+    """Hash of per-model call counters, fields `<model>|calls`, `<model>|cost_usd`, ...: the
+    whole fleet's, or one tenant's (what its `GET /stats` shows)."""
+    return f"{PREFIX}:llm:usage" if tenant is None else f"{PREFIX}:llm:usage:{tenant}"
 
 
 def llm_rate(model: str, window: int) -> str:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 
 AGENT_NAME_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 JSON = Any
+#: The tenant of tasks submitted without authentication (and of records older than tenants).
+OPEN_TENANT = "public"
 
 
 class TaskStatus(enum.StrEnum):
@@ -45,19 +47,60 @@ class TaskRequest(BaseModel):
         description="Agent to run; the worker's default (AGENT) when omitted.",
     )
     metadata: dict[str, JSON] = Field(
-        default_factory=dict, max_length=64, description="Free-form values handed to the agent."
+        default_factory=dict,
+        max_length=64,
+        description="Free-form values handed to the agent (and the agent's parameters, e.g. "
+        "`sleep_seconds`); bounded in size and depth, integers within 64 bits.",
+    )
+    deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Seconds from now the task must finish in, or fail with `deadline "
+        "exceeded`; at most, and by default, the server's TASK_DEADLINE_SECONDS.",
     )
 
     @field_validator("metadata")
     @classmethod
     def _storable(cls, value: dict[str, JSON]) -> dict[str, JSON]:
-        """Refuse what the store cannot encode (an integer beyond 64 bits) as a 422 here,
-        instead of a 500 when the record is written."""
-        try:
-            orjson.dumps(value)
-        except orjson.JSONEncodeError as error:
-            raise ValueError(f"not storable as JSON: {error}") from None
+        """Refuse what JSON cannot carry faithfully (an integer beyond 64 bits, NaN) as a 422
+        naming the path, instead of a 500 (or a silent `null`) when the record is written."""
+        problem = json_problem(value, path="metadata", max_depth=MAX_JSON_DEPTH)
+        if problem:
+            raise ValueError(problem)
         return value
+
+
+#: Nesting no JSON value a task carries may exceed (the API's METADATA_MAX_DEPTH may be lower).
+MAX_JSON_DEPTH = 64
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson (and most JSON decoders) carry
+
+
+def json_problem(value: JSON, *, path: str, max_depth: int) -> str | None:
+    """What makes `value` unfit to store as JSON — too deep, an integer beyond 64 bits, a
+    non-finite float, a non-string key — named by its path (`metadata.a[2].b`); None if fit."""
+    stack: list[tuple[JSON, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, dict | list) and depth >= max_depth:
+            return f"{where}: nested deeper than {max_depth} levels"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return f"{where}: key {key!r} is not a string"
+                stack.append((child, f"{where}.{key}", depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
+        elif isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        elif isinstance(item, int):
+            if not _INT_MIN <= item <= _INT_MAX:
+                return f"{where}: integer {item} is beyond 64 bits"
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return f"{where}: {item} is not a JSON number"
+        else:
+            return f"{where}: {type(item).__name__} is not JSON"
+    return None
 
 
 class TaskAccepted(BaseModel):
@@ -86,10 +129,12 @@ class TaskMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     task_id: str
+    tenant: str = OPEN_TENANT
     user_id: str
     content: str
     agent: str | None = None
     metadata: dict[str, JSON] = Field(default_factory=dict)
+    deadline_at: float | None = None  # epoch seconds; None in messages older than deadlines
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump())
@@ -99,12 +144,14 @@ class TaskMessage(BaseModel):
         lost the original."""
         return TaskRecord(
             task_id=self.task_id,
+            tenant=self.tenant,
             user_id=self.user_id,
             content=self.content,
             agent=self.agent,
             metadata=self.metadata,
             status=TaskStatus.QUEUED,
             created_at=created_at,
+            deadline_at=self.deadline_at,
         )
 
 
@@ -135,6 +182,7 @@ class TaskRecord(BaseModel):
     """A task as the store keeps it (one Redis hash)."""
 
     task_id: str
+    tenant: str = OPEN_TENANT  # whose task it is: only this tenant's keys see it
     user_id: str
     content: str
     agent: str | None = None
@@ -147,6 +195,7 @@ class TaskRecord(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     result_published: bool = False
+    deadline_at: float | None = None  # epoch seconds: not finished by then → failed
 
     def view(self) -> TaskView:
         return TaskView(
@@ -163,10 +212,12 @@ class TaskRecord(BaseModel):
     def message(self) -> TaskMessage:
         return TaskMessage(
             task_id=self.task_id,
+            tenant=self.tenant,
             user_id=self.user_id,
             content=self.content,
             agent=self.agent,
             metadata=self.metadata,
+            deadline_at=self.deadline_at,
         )
 
     def result_message(self) -> ResultMessage:
@@ -211,6 +262,7 @@ class Created:
     fingerprint_matches: bool = True
     confirmed: bool = True  # False: the earlier request with this key is still being submitted
     created_at: float | None = None  # of the earlier task (epoch seconds)
+    over_cap: bool = False  # refused: the tenant has its cap of unfinished tasks already
 
 
 def from_epoch(seconds: float) -> datetime:

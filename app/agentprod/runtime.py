@@ -12,6 +12,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import prometheus_client
 import uvicorn
 import uvloop
 from fastapi import FastAPI
@@ -59,6 +60,7 @@ def real_services(settings: Settings, *, topics: tuple[str, ...]) -> Services:
         publisher=rocketmq.RocketMQPublisher(
             config=rocketmq_config(settings), endpoint=settings.mq_endpoint, topics=topics
         ),
+        limiter=stores.RequestLimiter(settings.redis_dsn),
     )
 
 
@@ -80,6 +82,10 @@ def run_api(settings: Settings) -> None:
     """`agentprod api`: the HTTP API against RocketMQ and Redis."""
     services = real_services(settings, topics=(settings.mq_topic_request,))
     app = create_app(services)
+    if settings.api_auth == "off":
+        log.warning("API_AUTH=off: no API keys are checked, every caller is tenant 'public'")
+    if settings.api_metrics_port:
+        prometheus_client.start_http_server(settings.api_metrics_port, addr=settings.api_host)
     _tune_gc()
     _serve(app, settings, port=settings.api_port)
 

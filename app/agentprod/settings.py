@@ -8,10 +8,12 @@ the original system can move over unchanged. Invalid values fail at start with a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from agentprod.tenancy import parse_rate
 
 _NAME_PATTERN = r"^[%a-zA-Z0-9_-]{1,127}$"  # what RocketMQ accepts for topics and groups
 
@@ -87,6 +89,30 @@ class Settings(BaseSettings):
     max_content_bytes: int = Field(default=64 * 1024, ge=1, le=4 * 1024 * 1024 - 65536)
     #: Seconds a client is told to wait (Retry-After) when a dependency is down.
     retry_after_seconds: int = Field(default=5, ge=1)
+    #: `required`: every route but /healthz and /readyz needs an API key (`agentprod keys`);
+    #: `off`: no keys, every caller is tenant `public` (behind a gateway that authenticates).
+    api_auth: Literal["required", "off"] = "required"
+    #: Requests per key per window for keys created without `--rate` (limits notation).
+    api_rate_limit: str = "600/minute"
+    #: Unfinished tasks a tenant may have, for keys created without `--max-queued`.
+    api_max_queued_tasks: int = Field(default=10_000, ge=1)
+    #: /docs, /redoc and /openapi.json: `protected` (a key needed when auth is on), `public`
+    #: or `off`.
+    api_docs: Literal["protected", "public", "off"] = "protected"
+    #: /metrics: `protected`, `public` or `off` on the API port; with API_METRICS_PORT > 0 it
+    #: is served there instead (for Prometheus, no key) and never on the API port.
+    api_metrics: Literal["protected", "public", "off"] = "protected"
+    api_metrics_port: int = Field(default=0, ge=0, le=65535)
+    #: Strict-Transport-Security max-age, for an API served over TLS only; 0: no header.
+    api_hsts_seconds: int = Field(default=0, ge=0)
+    #: Origins allowed by CORS (`API_CORS_ORIGINS='["https://app.example"]'`); empty: CORS off.
+    api_cors_origins: list[str] = Field(default_factory=list)
+    #: Bounds of a task's `metadata`: encoded size, nesting depth.
+    metadata_max_bytes: int = Field(default=16 * 1024, ge=256, le=1024 * 1024)
+    metadata_max_depth: int = Field(default=8, ge=1, le=64)
+    #: Every task has a deadline: `deadline_seconds` in the request, at most (and by default)
+    #: this; a task not finished by then fails with "deadline exceeded".
+    task_deadline_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
 
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
@@ -94,6 +120,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _readable_rate(cls, value: str) -> str:
+        parse_rate(value)  # InvalidLimit is a ValueError: named API_RATE_LIMIT by load_settings
+        return value
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> Settings:

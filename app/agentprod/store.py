@@ -16,11 +16,24 @@ from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+from limits import RateLimitItem
+from limits.aio import storage as limits_storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from agentprod import keys, store_lua
-from agentprod.models import JSON, Claim, ClaimOutcome, Created, TaskRecord, TaskStatus
+from agentprod.models import (
+    JSON,
+    OPEN_TENANT,
+    Claim,
+    ClaimOutcome,
+    Created,
+    TaskRecord,
+    TaskStatus,
+)
+from agentprod.tenancy import ApiKey, Window
 
 #: How long a refused submission's marker lives: longer than its message could still arrive.
 REFUSED_TTL_SECONDS = 24 * 3600
@@ -78,21 +91,37 @@ class TaskStore:
         *,
         ttl_seconds: int,
         idempotency: tuple[str, str, int] | None = None,
+        max_open: int = 1_000_000_000,
+        open_max_age_seconds: float = 7 * 86400,
     ) -> Created:
-        """Write a new, not yet sent record; `idempotency` is (key, fingerprint, ttl)."""
+        """Write a new, not yet sent record; `idempotency` is (key, fingerprint, ttl).
+
+        Refused (`over_cap`) when the tenant has `max_open` unfinished tasks already; entries
+        of its open set older than `open_max_age_seconds` (the unfinished record's TTL) are
+        pruned first, as their records expired without a terminal transition."""
         idem_key, fingerprint, idem_ttl = ("", "", 0)
         if idempotency:
             key, fingerprint, idem_ttl = idempotency
-            idem_key = keys.idempotency(record.user_id, key)
+            idem_key = keys.idempotency(record.tenant, record.user_id, key)
         fields = _encode(record) | {"sent": "0"}
         flat = [item for pair in fields.items() for item in pair]
         answer = await self._create(
-            keys=[keys.task(record.task_id), idem_key],
-            args=[ttl_seconds, idem_ttl, f"{record.task_id}|{fingerprint}", *flat],
+            keys=[keys.task(record.task_id), idem_key, keys.open_tasks(record.tenant)],
+            args=[
+                ttl_seconds,
+                idem_ttl,
+                f"{record.task_id}|{fingerprint}",
+                max_open,
+                repr(record.created_at - open_max_age_seconds),
+                repr(record.created_at),
+                *flat,
+            ],
         )
         outcome, existing = (_text(part) for part in answer)
         if outcome == "created":
             return Created(task_id=record.task_id, created=True)
+        if outcome == "full":
+            return Created(task_id=record.task_id, created=False, over_cap=True)
         if outcome == "duplicate":
             raise ValueError(f"task {record.task_id} exists already")
         task_id, _, seen_fingerprint = existing.partition("|")
@@ -114,9 +143,11 @@ class TaskStore:
             await pipe.execute()
 
     @_translated
-    async def discard_unsent(self, task_id: str, *, user_id: str, idempotency_key: str) -> bool:
+    async def discard_unsent(
+        self, task_id: str, *, tenant: str, user_id: str, idempotency_key: str
+    ) -> bool:
         """Remove a record whose message could not be sent, unless a worker saw it already."""
-        idem = keys.idempotency(user_id, idempotency_key) if idempotency_key else ""
+        idem = keys.idempotency(tenant, user_id, idempotency_key) if idempotency_key else ""
         removed = await self._discard(
             keys=[keys.task(task_id), idem, keys.refused(task_id)],
             args=[f"{task_id}|", REFUSED_TTL_SECONDS],
@@ -254,6 +285,17 @@ class TaskStore:
         await self._mark_published(keys=[keys.task(task_id)], args=[])
 
     @_translated
+    async def open_count(self, tenant: str, *, now: float, max_age_seconds: float) -> int:
+        """The tenant's unfinished tasks. Entries older than `max_age_seconds` (the unfinished
+        record's TTL) are pruned first: their records expired without a terminal transition."""
+        key = keys.open_tasks(tenant)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now - max_age_seconds)
+            pipe.zcard(key)
+            _, count = await pipe.execute()
+        return int(count)
+
+    @_translated
     async def in_flight(self, *, now: float) -> int:
         """Tasks running with a live lease (expired leases belong to dead workers)."""
         return int(await self._redis.zcount(self._running_key, int(now * 1000), "+inf"))
@@ -265,18 +307,94 @@ class TaskStore:
         return self._redis
 
     @_translated
-    async def count_by_status(self, *, limit: int) -> tuple[dict[str, int], bool]:
-        """Tasks per status over at most `limit` records (SCAN); True when all were counted."""
+    async def count_by_status(
+        self, *, limit: int, tenant: str | None = None
+    ) -> tuple[dict[str, int], bool]:
+        """Tasks per status (of one tenant, or all) over at most `limit` records (SCAN); True
+        when all were counted."""
         counts: dict[str, int] = {}
         seen = 0
         async for key in self._redis.scan_iter(match=keys.task("*"), count=500):
             if seen >= limit:
                 return counts, False
             seen += 1
-            status = await self._redis.hget(key, "status")
-            if status is not None:
-                counts[_text(status)] = counts.get(_text(status), 0) + 1
+            status, owner = await self._redis.hmget(key, ["status", "tenant"])
+            if status is None or (tenant and _text(owner or OPEN_TENANT) != tenant):
+                continue
+            counts[_text(status)] = counts.get(_text(status), 0) + 1
         return counts, True
+
+
+class KeyStore:
+    """API keys in Redis (`keys.api_key`, `keys.api_keys`): only their digests are kept."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    @_translated
+    async def add(self, key: ApiKey) -> None:
+        fields: dict[Any, str] = {  # redis-py types the mapping invariantly
+            "key_id": key.key_id,
+            "tenant": key.tenant,
+            "name": key.name,
+            "digest": key.digest,
+            "created_at": repr(key.created_at),
+            "rate": key.rate,
+            "max_queued": str(key.max_queued),
+        }
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.api_key(key.key_id), mapping=fields)
+            pipe.zadd(keys.api_keys(), {key.key_id: key.created_at})
+            await pipe.execute()
+
+    @_translated
+    async def get(self, key_id: str) -> ApiKey | None:
+        raw = await self._redis.hgetall(keys.api_key(key_id))
+        return _decode_key({_text(k): _text(v) for k, v in raw.items()}) if raw else None
+
+    @_translated
+    async def all(self) -> list[ApiKey]:
+        """Every key, oldest first (revoked ones included, marked)."""
+        ids = [_text(item) for item in await self._redis.zrange(keys.api_keys(), 0, -1)]
+        found = [await self.get(key_id) for key_id in ids]
+        return [key for key in found if key is not None]
+
+    @_translated
+    async def revoke(self, key_id: str, *, now: float) -> bool:
+        """Mark the key revoked (kept for the record); False when there is no such key."""
+        if not await self._redis.exists(keys.api_key(key_id)):
+            return False
+        await self._redis.hsetnx(keys.api_key(key_id), "revoked_at", repr(now))
+        return True
+
+
+class RequestLimiter:
+    """Requests per window per key, shared by every API replica through Redis (the `limits`
+    library's sliding-window counter: two counters per key, no per-request entries)."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        storage: limits_storage.Storage = (
+            limits_storage.RedisStorage(
+                "async+" + redis_url, implementation="redispy", wrap_exceptions=True
+            )
+            if redis_url
+            else limits_storage.MemoryStorage()  # the embedded mode of `agentprod dev`
+        )
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
+
+    async def hit(self, rate: RateLimitItem, *identity: str) -> Window:
+        """Count one request against `rate` for `identity`; where the window stands after it."""
+        try:
+            allowed = await self._limiter.hit(rate, *identity)
+            stats = await self._limiter.get_window_stats(rate, *identity)
+        except (StorageError, RedisError) as error:
+            raise StoreUnavailable(f"rate limiter: {error}") from error
+        return Window(
+            allowed=allowed,
+            limit=rate.amount,
+            remaining=stats.remaining,
+            reset_at=stats.reset_time,
+        )
 
 
 def connect(url: str, *, timeout_seconds: float = 2.0) -> aioredis.Redis:
@@ -302,6 +420,7 @@ def embedded() -> aioredis.Redis:
 def _encode(record: TaskRecord) -> dict[str, str]:
     return {
         "task_id": record.task_id,
+        "tenant": record.tenant,
         "user_id": record.user_id,
         "content": record.content,
         "agent": record.agent or "",
@@ -310,6 +429,7 @@ def _encode(record: TaskRecord) -> dict[str, str]:
         "attempts": str(record.attempts),
         "created_at": repr(record.created_at),
         "published": "1" if record.result_published else "0",
+        "deadline_at": repr(record.deadline_at) if record.deadline_at else "",
     }
 
 
@@ -321,6 +441,7 @@ def _decode(fields: dict[str, str]) -> TaskRecord:
     result_raw = fields.get("result")
     return TaskRecord(
         task_id=fields["task_id"],
+        tenant=fields.get("tenant") or OPEN_TENANT,
         user_id=fields["user_id"],
         content=fields.get("content", ""),
         agent=fields.get("agent") or None,
@@ -333,6 +454,21 @@ def _decode(fields: dict[str, str]) -> TaskRecord:
         started_at=number("started_at"),
         finished_at=number("finished_at"),
         result_published=fields.get("published") == "1",
+        deadline_at=number("deadline_at"),
+    )
+
+
+def _decode_key(fields: dict[str, str]) -> ApiKey:
+    revoked = fields.get("revoked_at")
+    return ApiKey(
+        key_id=fields["key_id"],
+        tenant=fields["tenant"],
+        name=fields.get("name", ""),
+        digest=fields["digest"],
+        created_at=float(fields["created_at"]),
+        rate=fields["rate"],
+        max_queued=int(fields["max_queued"]),
+        revoked_at=float(revoked) if revoked else None,
     )
 
 

@@ -1,5 +1,18 @@
 """The Lua of every task-record transition, each run atomically by Redis (`store` registers
-them). KEYS and ARGV are documented by the `TaskStore` method that calls each one."""
+them). KEYS and ARGV are documented by the `TaskStore` method that calls each one.
+
+Every transition into or out of a terminal state also keeps the tenant's set of unfinished
+tasks (`keys.open_tasks`, the per-tenant queued-task cap) in step: `OPEN_TASKS` below is that
+key's prefix, built from the record's `tenant` field inside the script.
+"""
+
+OPEN_TASKS = "agentprod:open:"  # == keys.OPEN_TASKS_PREFIX (a unit test holds them equal)
+
+_OPEN = f"""
+local function open_key(task_key)
+  return '{OPEN_TASKS}' .. (redis.call('HGET', task_key, 'tenant') or 'public')
+end
+"""
 
 CREATE = """
 if KEYS[2] ~= '' then
@@ -7,14 +20,20 @@ if KEYS[2] ~= '' then
   if existing then return {'existing', existing} end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate', ''} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then return {'full', ''} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if KEYS[2] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2]) end
+redis.call('ZADD', KEYS[3], ARGV[6], redis.call('HGET', KEYS[1], 'task_id'))
 return {'created', ''}
 """
 
-DISCARD_UNSENT = """
+DISCARD_UNSENT = (
+    _OPEN
+    + """
 if redis.call('HGET', KEYS[1], 'sent') == '0' then
+  redis.call('ZREM', open_key(KEYS[1]), redis.call('HGET', KEYS[1], 'task_id'))
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
   if KEYS[2] ~= '' then
@@ -25,8 +44,11 @@ if redis.call('HGET', KEYS[1], 'sent') == '0' then
 end
 return 0
 """
+)
 
-CLAIM = """
+CLAIM = (
+    _OPEN
+    + """
 local f = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'attempts', 'published', 'lost')
 local status = f[1]
 if not status then
@@ -51,6 +73,7 @@ if status == 'running' then
       'error', 'worker lost ' .. lost .. ' times running this task', 'finished_at', now / 1000)
     redis.call('EXPIRE', KEYS[1], ARGV[6])
     redis.call('ZREM', KEYS[2], ARGV[4])
+    redis.call('ZREM', open_key(KEYS[1]), ARGV[4])
     return {'abandoned', tonumber(f[3]) or 0, 0, 0}
   end
 end
@@ -61,6 +84,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZADD', KEYS[2], lease, ARGV[4])
 return {'claimed', attempts, 0, lease}
 """
+)
 
 RENEW = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
@@ -70,7 +94,9 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
 
-FINISH = """
+FINISH = (
+    _OPEN
+    + """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
@@ -78,8 +104,10 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[
   'finished_at', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[7])
+redis.call('ZREM', open_key(KEYS[1]), ARGV[7])
 return 1
 """
+)
 
 RELEASE = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
@@ -90,7 +118,9 @@ redis.call('ZREM', KEYS[2], ARGV[3])
 return 1
 """
 
-SETTLE_DEAD = """
+SETTLE_DEAD = (
+    _OPEN
+    + """
 local f = redis.call('HMGET', KEYS[1], 'status', 'lease_until')
 local status = f[1]
 if not status then return 'missing' end
@@ -103,26 +133,37 @@ redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[2], 'result', 'nul
   'finished_at', ARGV[1], 'sent', '1', 'published', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[4])
+redis.call('ZREM', open_key(KEYS[1]), ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[4])
 return 'failed'
 """
+)
 
-REDRIVE = """
+REDRIVE = (
+    _OPEN
+    + """
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then return 0 end
 if redis.call('HGET', KEYS[1], 'status') ~= 'failed' then return 0 end
 redis.call('HDEL', KEYS[1], 'finished_at', 'result', 'owner', 'lease_until')
 redis.call('HSET', KEYS[1], 'status', 'queued', 'error', '', 'lost', 0, 'published', '0')
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', open_key(KEYS[1]), redis.call('HGET', KEYS[1], 'created_at'), ARGV[1])
 return 1
 """
+)
 
-RECREATE = """
+RECREATE = (
+    _OPEN
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', open_key(KEYS[1]), redis.call('HGET', KEYS[1], 'created_at'),
+  redis.call('HGET', KEYS[1], 'task_id'))
 return 1
 """
+)
 
 MARK_PUBLISHED = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'published', '1') end

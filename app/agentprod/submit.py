@@ -25,6 +25,7 @@ def submit(
     agent: str | None,
     idempotency_key: str | None,
     wait: bool,
+    api_key: str | None = None,
     timeout: float,
     progress: TextIO = sys.stderr,
 ) -> dict[str, Any]:
@@ -32,12 +33,18 @@ def submit(
     body: dict[str, Any] = {"user_id": user_id, "content": content}
     if agent:
         body["agent"] = agent
+    auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    with httpx.Client(base_url=url.rstrip("/"), timeout=10.0) as client:
+    with httpx.Client(base_url=url.rstrip("/"), timeout=10.0, headers=auth) as client:
         try:
             answer = client.post("/tasks", json=body, headers=headers)
         except httpx.HTTPError as error:
             raise SubmitError(f"cannot reach {url}: {error}") from error
+        if answer.status_code == 401:
+            raise SubmitError(
+                f"POST /tasks answered 401: {answer.text} "
+                "(set --api-key or AGENTPROD_API_KEY; `agentprod keys create` makes one)"
+            )
         if answer.status_code != 202:
             raise SubmitError(f"POST /tasks answered {answer.status_code}: {answer.text}")
         accepted: dict[str, Any] = answer.json()

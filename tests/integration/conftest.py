@@ -59,6 +59,10 @@ def base_env(rocketmq: RocketMQ, redis_server: RedisServer, names: Names) -> dic
         "WORKER_RETRY_BACKOFF_SECONDS": "0.5",
         "WORKER_SHUTDOWN_GRACE_SECONDS": "20",
         "LOG_LEVEL": "INFO",
+        # The suites of the task path call the API without keys; tests/integration/test_auth.py
+        # and the fuzz run launch it with API_AUTH=required (the default outside these tests).
+        "API_AUTH": "off",
+        "AGENTPROD_TEST_AGENTS": "true",
     }
 
 

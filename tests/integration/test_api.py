@@ -65,6 +65,7 @@ def api_url(
         "MQ_ENDPOINT": rocketmq.endpoint,
         "MQ_TOPIC_REQUEST": topic,
         "MAX_CONTENT_BYTES": str(LIMIT),
+        "API_AUTH": "off",  # the input checks; keys are tested in test_auth.py
     }
     api = AgentprodProcess(
         command="api", env=env, log_dir=tmp_path_factory.mktemp("api"), name="api-validation"

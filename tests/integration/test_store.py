@@ -82,7 +82,9 @@ async def test_discard_unsent_frees_the_idempotency_key(store: TaskStore) -> Non
     task = record()
     key = f"k-{uuid.uuid4().hex}"
     await store.create(task, ttl_seconds=60, idempotency=(key, "fp", 60))
-    assert await store.discard_unsent(task.task_id, user_id="u1", idempotency_key=key)
+    assert await store.discard_unsent(
+        task.task_id, tenant=task.tenant, user_id="u1", idempotency_key=key
+    )
     again = record()
     assert (await store.create(again, ttl_seconds=60, idempotency=(key, "fp", 60))).created
 

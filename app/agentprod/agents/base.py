@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
-from agentprod.models import JSON
+from agentprod.models import JSON, OPEN_TENANT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +17,9 @@ class AgentTask:
     content: str
     metadata: dict[str, JSON]
     attempt: int  # 1 on the first run, +1 per redelivery
+    #: Whose task it is (set by the API from the caller's key, never from the metadata): the
+    #: scope of the response cache and of the usage figures.
+    tenant: str = OPEN_TENANT
 
 
 class Agent(Protocol):

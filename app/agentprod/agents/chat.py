@@ -67,7 +67,7 @@ class ChatAgent:
                 cache_flag = meta.get("cache")
                 result = await service.call(
                     request,
-                    tenant=llm_support.tenant_of(meta),
+                    tenant=task.tenant,
                     use_cache=cache_flag is not False,
                     cache_opt_in=cache_flag is True,
                 )

@@ -103,8 +103,3 @@ def option_int(metadata: dict[str, Any], name: str, default: int, *, high: int) 
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
         return default
     return value
-
-
-def tenant_of(metadata: dict[str, Any]) -> str:
-    """Cache scope: the tenant when the API recorded one, else shared ("public")."""
-    return option_str(metadata, "tenant") or "public"

@@ -56,7 +56,7 @@ class PlannerAgent:
     async def _run(self, service: LLMService, task: AgentTask) -> dict[str, Any]:
         settings = service.settings
         meta = task.metadata
-        tenant = llm_support.tenant_of(meta)
+        tenant = task.tenant
         chosen = routing.route(
             task.content,
             agent="planner",

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from agentprod.api import chat, errors, probes, tasks
-from agentprod.api.middleware import body_limit, timing
+from agentprod.api import chat, docs, errors, probes, tasks
+from agentprod.api.middleware import body_limit, response_headers, timing
 from agentprod.api.services import Services
 from agentprod.broker.base import BrokerUnavailable
 
@@ -45,11 +46,31 @@ def create_app(
         version="0.1.0",
         summary="Asynchronous AI-agent tasks on RocketMQ 5 and Redis",
         lifespan=lifespan,
+        docs_url=None,  # served by `docs.router`, per API_DOCS
+        redoc_url=None,
+        openapi_url=None,
     )
-    app.add_middleware(body_limit.BodyLimit, limit=settings.max_content_bytes + BODY_OVERHEAD_BYTES)
+    app.state.services = services  # for the dependencies (`identity.caller`)
+    app.openapi = lambda: docs.schema(app, settings)  # type: ignore[method-assign]
+    limit = settings.max_content_bytes + settings.metadata_max_bytes + BODY_OVERHEAD_BYTES
+    app.add_middleware(body_limit.BodyLimit, limit=limit)
+    if settings.api_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api_cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining"],
+        )
+    app.add_middleware(
+        response_headers.ResponseHeaders,
+        hsts_seconds=settings.api_hsts_seconds,
+        docs_policy=response_headers.docs_csp(docs.script_hashes()),
+    )
     app.add_middleware(timing.RequestTimer)  # outermost: refused and failed requests are timed
     errors.install(app, retry_after=settings.retry_after_seconds)
     app.include_router(tasks.router(services))
     app.include_router(probes.router(services))
     app.include_router(chat.router(services))
+    app.include_router(docs.router(app, settings))
     return app

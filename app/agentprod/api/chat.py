@@ -46,9 +46,8 @@ class ChatOptions(BaseModel):
         default=None, description="true: cache even when not deterministic; false: bypass."
     )
 
-    def metadata(self, tenant: str) -> dict[str, Any]:
-        fields = self.model_dump(exclude={"user_id"}, exclude_none=True)
-        return fields | {"tenant": tenant}
+    def metadata(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"user_id"}, exclude_none=True)
 
 
 class ChatBody(ChatOptions):
@@ -63,6 +62,13 @@ class BatchBody(ChatOptions):
 class BatchAccepted(BaseModel):
     task_ids: list[str]
     count: int
+
+
+#: /chat and /chat/multi-agent: 200 with the answer, 202 still running, 502 the agent failed.
+_ANSWERED = errors.responses(409, body=True) | {
+    202: {"description": "Not finished within wait_seconds: poll /tasks/{task_id}"},
+    502: {"description": "The agent failed (its error in the body)"},
+}
 
 
 def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter:  # None: env
@@ -90,11 +96,11 @@ def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter: 
         agent: str, query: str, body: ChatOptions, who: identity.Caller, key: str | None
     ) -> str:
         request = TaskRequest(
-            user_id=body.user_id, content=query, agent=agent, metadata=body.metadata(who.tenant)
+            user_id=body.user_id, content=query, agent=agent, metadata=body.metadata()
         )
         # The same checks and two-phase submission as POST /tasks (api/tasks.py).
         tasks.check_request(request, services.settings)
-        accepted = await tasks.accept(services, request, key)
+        accepted = await tasks.accept(services, request, key, who)
         if not isinstance(accepted, TaskAccepted):  # pragma: no cover - accept answers models
             raise errors.ClientError(409, "Idempotency-Key", "request not accepted", "conflict")
         return accepted.task_id
@@ -119,25 +125,34 @@ def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter: 
         result = record.result if isinstance(record.result, dict) else {"result": record.result}
         return {"task_id": task_id, "status": record.status.value, **result}
 
-    @routes.post("/chat", responses={202: {}, 422: {}, 502: {}, 503: {}})
+    @routes.post("/chat", responses=_ANSWERED)
     async def chat(
         body: ChatBody,
         who: Annotated[identity.Caller, Depends(identity.caller)],
-        idempotency_key: Annotated[str | None, Header(max_length=tasks.IDEMPOTENCY_KEY_MAX)] = None,
+        idempotency_key: Annotated[
+            str | None, Header(min_length=1, max_length=tasks.IDEMPOTENCY_KEY_MAX)
+        ] = None,
     ) -> Any:
         """One answer from the `chat` agent, waited for up to `wait_seconds` (else 202 + id)."""
         return await answered("chat", body, who, idempotency_key)
 
-    @routes.post("/chat/multi-agent", responses={202: {}, 422: {}, 502: {}, 503: {}})
+    @routes.post("/chat/multi-agent", responses=_ANSWERED)
     async def multi_agent(
         body: ChatBody,
         who: Annotated[identity.Caller, Depends(identity.caller)],
-        idempotency_key: Annotated[str | None, Header(max_length=tasks.IDEMPOTENCY_KEY_MAX)] = None,
+        idempotency_key: Annotated[
+            str | None, Header(min_length=1, max_length=tasks.IDEMPOTENCY_KEY_MAX)
+        ] = None,
     ) -> Any:
         """Plan → execute tools → final answer (the `planner` agent), waited for like /chat."""
         return await answered("planner", body, who, idempotency_key)
 
-    @routes.post("/chat/batch", status_code=202, response_model=BatchAccepted, responses={503: {}})
+    @routes.post(
+        "/chat/batch",
+        status_code=202,
+        response_model=BatchAccepted,
+        responses=errors.responses(409, body=True),
+    )
     async def batch(
         body: BatchBody, who: Annotated[identity.Caller, Depends(identity.caller)]
     ) -> BatchAccepted:
@@ -146,12 +161,12 @@ def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter: 
         ids = [await submit("chat", query, body, who, None) for query in body.queries]
         return BatchAccepted(task_ids=ids, count=len(ids))
 
-    @routes.get("/models")
+    @routes.get("/models", responses=errors.responses(), dependencies=[Depends(identity.caller)])
     async def models() -> dict[str, Any]:
         """The configured tiers, model ids and prices (from the environment, never from code)."""
         return llm_settings.describe()
 
-    @routes.get("/health", responses={503: {}})
+    @routes.get("/health", responses=errors.responses(), dependencies=[Depends(identity.caller)])
     async def health() -> JSONResponse:
         """Like /readyz (Redis, RocketMQ), plus whether a model is configured."""
         checks = dict(
@@ -171,17 +186,24 @@ def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter: 
             status_code=200 if ready else 503,
         )
 
-    @routes.get("/cache/stats")
+    @routes.get(
+        "/cache/stats", responses=errors.responses(), dependencies=[Depends(identity.caller)]
+    )
     async def cache_stats() -> dict[str, Any]:
-        """Response cache figures of all workers: hits, misses, hit rate, entries, evictions."""
+        """Response cache figures of all workers: hits, misses, hit rate, entries, evictions
+        (entries are per tenant — no tenant ever gets another's answer — the figures are the
+        fleet's)."""
         return await _cache(cache)
 
-    @routes.get("/stats")
-    async def stats() -> dict[str, Any]:
-        """Tasks by status, model calls/tokens/cost per model, and the cache figures."""
-        counts, complete = await services.store.count_by_status(limit=STATS_SCAN_LIMIT)
+    @routes.get("/stats", responses=errors.responses())
+    async def stats(who: Annotated[identity.Caller, Depends(identity.caller)]) -> dict[str, Any]:
+        """The caller's tenant: its tasks by status, its model calls/tokens/cost per model;
+        and the fleet's cache figures."""
+        counts, complete = await services.store.count_by_status(
+            limit=STATS_SCAN_LIMIT, tenant=who.tenant
+        )
         try:
-            per_model = await usage.read()
+            per_model = await usage.read(who.tenant)
         except Exception as error:  # the ledger is best effort; the store error is above
             raise errors.Unavailable("redis", f"usage ledger unavailable: {error}") from error
         totals = {

@@ -1,4 +1,5 @@
-"""GET /healthz (alive), /readyz (Redis and RocketMQ reachable, per dependency), /metrics."""
+"""GET /healthz (alive), /readyz (Redis and RocketMQ reachable, per dependency), open to all;
+/metrics per API_METRICS (a key needed by default, or on its own port)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agentprod.api import identity
 from agentprod.api.services import Services
 
 READY_CHECK_TIMEOUT_SECONDS = 2.0
@@ -36,7 +38,12 @@ def router(services: Services) -> APIRouter:
             status_code=200 if ready else 503,
         )
 
-    @routes.get("/metrics")
+    settings = services.settings
+    if settings.api_metrics == "off" or settings.api_metrics_port:
+        return routes  # not on this port (see runtime.run_api for API_METRICS_PORT)
+    guard = [Depends(identity.caller)] if settings.api_metrics == "protected" else []
+
+    @routes.get("/metrics", dependencies=guard, include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

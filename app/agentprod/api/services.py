@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from agentprod.broker.base import Publisher
 from agentprod.settings import Settings
-from agentprod.store import TaskStore
+from agentprod.store import KeyStore, RequestLimiter, TaskStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,3 +15,10 @@ class Services:
     settings: Settings
     store: TaskStore
     publisher: Publisher
+    #: Requests per key per window; in-process unless the runtime gives the Redis-backed one.
+    limiter: RequestLimiter = dataclasses.field(default_factory=lambda: RequestLimiter(None))
+
+    @functools.cached_property
+    def keys(self) -> KeyStore:
+        """The API keys, in the task store's Redis."""
+        return KeyStore(self.store.client)

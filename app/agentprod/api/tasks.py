@@ -16,7 +16,7 @@ import uuid
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 
 from agentprod import metrics
@@ -24,13 +24,29 @@ from agentprod.agents import registry
 from agentprod.api import errors, identity
 from agentprod.api.services import Services
 from agentprod.broker.base import BrokerUnavailable, Outgoing
-from agentprod.models import TaskAccepted, TaskRecord, TaskRequest, TaskStatus, TaskView
+from agentprod.models import (
+    TaskAccepted,
+    TaskRecord,
+    TaskRequest,
+    TaskStatus,
+    TaskView,
+    json_problem,
+)
 from agentprod.settings import Settings
 from agentprod.store import StoreUnavailable, TaskStore
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY_MAX = 255
+TASK_ID_MAX = 64  # a UUID is 36
+#: OpenAPI links: the id a 202 returns is the one GET /tasks/{task_id} takes (for clients and
+#: for schemathesis's stateful phase).
+_LINKS = {
+    "GetTask": {
+        "operationId": "get_task_tasks__task_id__get",
+        "parameters": {"task_id": "$response.body#/task_id"},
+    }
+}
 #: Beyond the publisher's own budget, so the publisher's definitive answer always comes first.
 SEND_TIMEOUT_MARGIN_SECONDS = 2.0
 #: An unconfirmed record this much older than the send budget belongs to a submission that
@@ -50,26 +66,29 @@ def router(services: Services) -> APIRouter:
         "/tasks",
         status_code=202,
         response_model=TaskAccepted,
-        responses={413: {}, 422: {}, 503: {}},
+        responses=errors.responses(409, body=True),
+        openapi_extra={"responses": {"202": {"links": _LINKS}}},
     )
     async def submit_task(
         body: TaskRequest,
         who: Annotated[identity.Caller, Depends(identity.caller)],
-        idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None,
+        idempotency_key: Annotated[
+            str | None, Header(min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
+        ] = None,
     ) -> TaskAccepted | JSONResponse:
         """Accept a task; it runs asynchronously. Poll GET /tasks/{task_id} for the outcome."""
-        del who
         check_request(body, settings)
-        return await accept(services, body, idempotency_key)
+        return await accept(services, body, idempotency_key, who)
 
-    @routes.get("/tasks/{task_id}", response_model=TaskView, responses={404: {}, 503: {}})
+    @routes.get("/tasks/{task_id}", response_model=TaskView, responses=errors.responses(404))
     async def get_task(
-        task_id: str, who: Annotated[identity.Caller, Depends(identity.caller)]
+        task_id: Annotated[str, Path(max_length=TASK_ID_MAX)],
+        who: Annotated[identity.Caller, Depends(identity.caller)],
     ) -> TaskView:
-        """The task's state; 404 when unknown (or expired after its result TTL)."""
-        del who
+        """The task's state; 404 when unknown, expired after its result TTL, or another
+        tenant's (never 403: a task id tells nothing about other tenants)."""
         record = await services.store.get(task_id)
-        if record is None:
+        if record is None or record.tenant != who.tenant:
             raise errors.ClientError(404, "task_id", f"no task {task_id}", "not_found")
         return record.view()
 
@@ -77,7 +96,26 @@ def router(services: Services) -> APIRouter:
 
 
 def check_request(body: TaskRequest, settings: Settings) -> None:
-    """Refuse what the model cannot: content over the size limit (413), an unknown agent (422)."""
+    """Refuse what the model cannot: content over the size limit (413), an unknown agent, a
+    metadata over its bounds, a deadline beyond the server's (422)."""
+    problem = json_problem(body.metadata, path="metadata", max_depth=settings.metadata_max_depth)
+    if problem:
+        raise errors.ClientError(422, "metadata", problem, "metadata")
+    encoded = len(orjson.dumps(body.metadata))
+    if encoded > settings.metadata_max_bytes:
+        raise errors.ClientError(
+            422,
+            "metadata",
+            f"metadata is {encoded} bytes as JSON; the limit is {settings.metadata_max_bytes}",
+            "metadata",
+        )
+    if body.deadline_seconds is not None and body.deadline_seconds > settings.task_deadline_seconds:
+        raise errors.ClientError(
+            422,
+            "deadline_seconds",
+            f"at most {settings.task_deadline_seconds} seconds on this server",
+            "deadline",
+        )
     size = len(body.content.encode())
     if size > settings.max_content_bytes:
         raise errors.ClientError(
@@ -94,19 +132,27 @@ def check_request(body: TaskRequest, settings: Settings) -> None:
 
 
 async def accept(
-    services: Services, body: TaskRequest, idempotency_key: str | None, *, repaired: bool = False
+    services: Services,
+    body: TaskRequest,
+    idempotency_key: str | None,
+    who: identity.Caller,
+    *,
+    repaired: bool = False,
 ) -> TaskAccepted | JSONResponse:
     """Record, send, confirm (see the module docstring); the /chat routes submit through it."""
     settings = services.settings
     budget = services.publisher.send_budget_seconds
+    now = time.time()
     record = TaskRecord(
         task_id=str(uuid.uuid4()),
+        tenant=who.tenant,
         user_id=body.user_id,
         content=body.content,
         agent=body.agent,
         metadata=body.metadata,
         status=TaskStatus.QUEUED,
-        created_at=time.time(),
+        created_at=now,
+        deadline_at=now + (body.deadline_seconds or settings.task_deadline_seconds),
     )
     idempotency = None
     if idempotency_key:
@@ -118,7 +164,18 @@ async def accept(
         record,
         ttl_seconds=min(UNSENT_TTL_SECONDS, settings.task_pending_ttl_seconds),
         idempotency=idempotency,
+        max_open=who.max_queued,
+        open_max_age_seconds=settings.task_pending_ttl_seconds,
     )
+    if created.over_cap:
+        raise errors.ClientError(
+            429,
+            "tenant",
+            f"tenant {who.tenant!r} has {who.max_queued} unfinished tasks, its cap; "
+            "retry when some have finished",
+            "queued_cap",
+            headers={"Retry-After": str(settings.retry_after_seconds)},
+        )
     if not created.created:
         orphaned = (
             not created.confirmed
@@ -130,9 +187,12 @@ async def accept(
             # between the record and the send): drop its leftovers and submit anew.
             log.warning("task %s: submission was interrupted; key repaired", created.task_id)
             await services.store.discard_unsent(
-                created.task_id, user_id=body.user_id, idempotency_key=idempotency_key
+                created.task_id,
+                tenant=who.tenant,
+                user_id=body.user_id,
+                idempotency_key=idempotency_key,
             )
-            return await accept(services, body, idempotency_key, repaired=True)
+            return await accept(services, body, idempotency_key, who, repaired=True)
         return await _replay(
             services, created.task_id, created.fingerprint_matches, created.confirmed
         )
@@ -212,7 +272,10 @@ async def _replay(
 async def _discard(store: TaskStore, record: TaskRecord, idempotency_key: str) -> None:
     try:
         await store.discard_unsent(
-            record.task_id, user_id=record.user_id, idempotency_key=idempotency_key
+            record.task_id,
+            tenant=record.tenant,
+            user_id=record.user_id,
+            idempotency_key=idempotency_key,
         )
     except StoreUnavailable as error:  # stays unsent: invisible to GET, dropped, expires
         log.warning("could not discard unsent task %s: %s", record.task_id, error)

@@ -79,7 +79,7 @@ class LLMService:
             )
             hit = await self.cache.get(digest)
             if hit is not None:
-                await self.ledger.cache_hit(request.model)
+                await self.ledger.cache_hit(request.model, tenant)
                 return CallResult(hit, True, _ms_since(started), 0.0)
             self.ledger.cache_miss(request.model)
         reservation = await self.limiter.reserve(
@@ -88,14 +88,18 @@ class LLMService:
         try:
             completion = await self.client.complete(request, limit_seconds=limit_seconds)
         except ProviderError as error:
-            await self.ledger.error(request.model, type(error).__name__)
+            await self.ledger.error(request.model, type(error).__name__, tenant)
             raise
         await self.limiter.settle(
             reservation, used_tokens=completion.usage.total_tokens if completion.usage else None
         )
         cost = costs.cost(completion.usage, self.settings.llm_prices.get(request.model))
         await self.ledger.call(
-            request.model, usage=completion.usage, cost_usd=cost, latency_ms=completion.latency_ms
+            request.model,
+            usage=completion.usage,
+            cost_usd=cost,
+            latency_ms=completion.latency_ms,
+            tenant=tenant,
         )
         if digest is not None:
             await self.cache.put(digest, completion)

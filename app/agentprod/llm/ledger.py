@@ -46,7 +46,13 @@ class Ledger:
         self._redis = client
 
     async def call(
-        self, model: str, *, usage: Usage | None, cost_usd: float | None, latency_ms: float
+        self,
+        model: str,
+        *,
+        usage: Usage | None,
+        cost_usd: float | None,
+        latency_ms: float,
+        tenant: str | None = None,
     ) -> None:
         CALLS.labels(model, "ok").inc()
         fields: dict[str, float] = {"calls": 1, "latency_ms": latency_ms}
@@ -60,35 +66,39 @@ class Ledger:
         if cost_usd is not None:
             COST.labels(model).inc(cost_usd)
             fields["cost_usd"] = cost_usd
-        await self._add(model, fields)
+        await self._add(model, fields, tenant)
 
-    async def error(self, model: str, kind: str) -> None:
+    async def error(self, model: str, kind: str, tenant: str | None = None) -> None:
         CALLS.labels(model, kind).inc()
-        await self._add(model, {"errors": 1})
+        await self._add(model, {"errors": 1}, tenant)
 
-    async def cache_hit(self, model: str) -> None:
+    async def cache_hit(self, model: str, tenant: str | None = None) -> None:
         CACHE.labels(model, "hit").inc()
-        await self._add(model, {"cache_hits": 1})
+        await self._add(model, {"cache_hits": 1}, tenant)
 
     def cache_miss(self, model: str) -> None:
         CACHE.labels(model, "miss").inc()
 
-    async def _add(self, model: str, fields: dict[str, float]) -> None:
+    async def _add(self, model: str, fields: dict[str, float], tenant: str | None) -> None:
+        """Into the fleet's hash and, when known, the tenant's."""
+        hashes = [keys.llm_usage()] + ([keys.llm_usage(tenant)] if tenant else [])
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for name, amount in fields.items():
                     field = f"{model}|{name}"
-                    if isinstance(amount, int):
-                        pipe.hincrby(keys.llm_usage(), field, amount)
-                    else:
-                        pipe.hincrbyfloat(keys.llm_usage(), field, amount)
+                    for key in hashes:
+                        if isinstance(amount, int):
+                            pipe.hincrby(key, field, amount)
+                        else:
+                            pipe.hincrbyfloat(key, field, amount)
                 await pipe.execute()
         except Exception as error:  # best effort: accounting never fails a task
             log.warning("usage ledger write failed: %s", error)
 
-    async def read(self) -> dict[str, dict[str, float]]:
-        """Per-model totals: {model: {calls, errors, cache_hits, tokens..., cost_usd, ...}}."""
-        raw = await self._redis.hgetall(keys.llm_usage())
+    async def read(self, tenant: str | None = None) -> dict[str, dict[str, float]]:
+        """Per-model totals of the fleet or of one tenant:
+        {model: {calls, errors, cache_hits, tokens..., cost_usd, ...}}."""
+        raw = await self._redis.hgetall(keys.llm_usage(tenant))
         return summarize(raw)
 
 

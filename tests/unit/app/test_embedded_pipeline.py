@@ -28,7 +28,9 @@ MAX_RETRIES = 2
 
 class Stack:
     def __init__(self) -> None:
-        self.settings = load_settings(max_content_bytes=1000, mq_max_retries=MAX_RETRIES)
+        self.settings = load_settings(
+            max_content_bytes=1000, mq_max_retries=MAX_RETRIES, api_auth="off"
+        )
         self.broker = MemoryBroker(max_retries=MAX_RETRIES)
         self.store = stores.TaskStore(stores.embedded(), group="G")
         self.results = self.broker.consumer(

@@ -41,7 +41,7 @@ def scripted_model(body: dict[str, Any]) -> httpx2.Response:
 
 class Stack:
     def __init__(self, handler: Any = scripted_model) -> None:
-        self.settings = load_settings(mq_max_retries=2)
+        self.settings = load_settings(mq_max_retries=2, api_auth="off")
         self.broker = MemoryBroker(max_retries=2)
         self.store = stores.TaskStore(stores.embedded(), group="G")
         self.script = Scripted(handler, redis_client=self.store.client)
