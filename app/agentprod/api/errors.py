@@ -115,8 +115,8 @@ def install(app: FastAPI, *, retry_after: int) -> None:
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
         """Starlette's own refusals (400 unreadable body, 404 unknown path, 405 method) in the
         same JSON shape as ours."""
-        kind = {400: "unreadable", 404: "not_found", 405: "method_not_allowed"}
-        field = "body" if error.status_code == 400 else "path"
+        kind = {400: "unreadable", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        field = "body" if error.status_code in (400, 413) else "path"
         return answer(
             error.status_code,
             field,
