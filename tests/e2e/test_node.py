@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,7 @@ class Deployed:
 
     cluster: LocalCluster
     api_port: int = 0
+    api_key: str = ""  # made in the API pod with `agentprod keys create` (auth is on)
     figures: dict[str, float] = field(default_factory=dict)
     _forward: subprocess.Popen[str] | None = None
 
@@ -185,7 +187,8 @@ class Deployed:
             f"http://127.0.0.1:{self.api_port}{path}",
             data=data,
             method=method,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as answer:
@@ -295,6 +298,15 @@ def test_helm_install_runs_ready_pods(deployed: Deployed) -> None:
     status, ready = deployed.request("GET", "/readyz")
     assert status == 200, ready
     assert ready["status"] == "ready", ready
+    # The chart requires API keys: a key made the way an operator would, in the API pod.
+    assert deployed.request("GET", f"/tasks/{uuid.uuid4()}")[0] == 401
+    made = deployed.kubectl(
+        "exec", f"deploy/{RELEASE}-api", "--", "agentprod", "keys", "create",
+        "--tenant", "e2e", "--json",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    deployed.api_key = json.loads(made.stdout)["key"]
+    assert deployed.request("GET", f"/tasks/{uuid.uuid4()}")[0] == 404
     print(f"\nhelm install: {deployed.figures}", file=sys.stderr)
 
 
