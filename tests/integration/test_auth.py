@@ -11,7 +11,6 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import psutil
@@ -39,9 +38,9 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def api(launch: Launch) -> Iterator[AgentprodProcess]:
+def api(launch: Launch) -> AgentprodProcess:
     launch("worker", AGENT="sleep", WORKER_CONCURRENCY="4")
-    yield launch("api", API_AUTH="required", MAX_CONTENT_BYTES="65536")
+    return launch("api", API_AUTH="required", MAX_CONTENT_BYTES="65536")
 
 
 def wait_finished(client: httpx.Client, task_id: str, key: str, timeout: float = 30) -> str:
@@ -172,9 +171,10 @@ def test_security_headers_and_protected_docs(
             assert client.get(path).status_code == 401, path
             assert client.get(path, headers=bearer(key)).status_code == 200, path
         docs = client.get("/docs", headers=bearer(key))
-        assert "script-src https://cdn.jsdelivr.net 'sha256-" in docs.headers[
-            "Content-Security-Policy"
-        ]
+        assert (
+            "script-src https://cdn.jsdelivr.net 'sha256-"
+            in docs.headers["Content-Security-Policy"]
+        )
         schema = client.get("/openapi.json", headers=bearer(key)).json()
         agent = schema["components"]["schemas"]["TaskRequest"]["properties"]["agent"]
         assert "sleep" in agent["anyOf"][0]["enum"]
