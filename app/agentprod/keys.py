@@ -84,3 +84,10 @@ def llm_usage(tenant: str | None = None) -> str:
 def llm_rate(model: str, window: int) -> str:
     """Hash of one model's requests and tokens in one minute window (expires after it)."""
     return f"{PREFIX}:llm:rate:{model}:{window}"
+
+
+def llm_signals(group: str, bucket: int) -> str:
+    """Hash of a consumer group's model-side signals in one SIGNAL_BUCKET_SECONDS bucket:
+    ok, throttled (provider 429/503), limited (own rpm/tpm limiter refusals), call_ms, tokens.
+    The operator's scaler reads the newest buckets to cap replicas (expires after 5 min)."""
+    return f"{PREFIX}:llm:signals:{group}:{bucket}"

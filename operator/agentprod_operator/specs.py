@@ -147,6 +147,18 @@ class WorkerSpec(_Spec):
     )
 
 
+class ProviderScalingSpec(_Spec):
+    """How the scaler treats a model provider at its limit (429s, the own rpm/tpm limiter)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Cap the replicas at what the provider serves while its calls are refused.",
+    )
+    maxReplicasWhenLimited: int | None = Field(
+        default=None, ge=1, le=1000, description="Upper bound of that cap (unset: measured only)."
+    )
+
+
 class ScalingSpec(_Spec):
     minReplicas: int = Field(default=0, ge=0, le=1000)
     maxReplicas: int = Field(default=20, ge=1, le=1000)
@@ -162,6 +174,10 @@ class ScalingSpec(_Spec):
         ge=1,
         le=3600,
         description="Rate mode: size for arrivals plus draining the backlog within this time.",
+    )
+    provider: ProviderScalingSpec = Field(
+        default_factory=ProviderScalingSpec,
+        description="Provider-aware cap (reason ProviderLimited).",
     )
     paused: bool = Field(
         default=False,

@@ -2,7 +2,8 @@
 RocketMQ and Redis) against the tests' own fault-injecting model server (tests/integration/
 llm_fakes.py) on 127.0.0.1.
 
-Cases: 429 + Retry-After puts the task back for that long, then it succeeds; 503 likewise;
+Cases: 429 + Retry-After puts the task back for that long, then it succeeds (and the group's
+provider signals count one throttled and one ok call); 503 likewise;
 500s are retried and the task fails visibly after the group's retries; a slow model hits the
 per-call timeout and fails visibly; a 400 fails at once without retries; a planner whose plan
 stays invalid falls back to a direct answer; no model configured → 503 naming the variable.
@@ -11,14 +12,16 @@ Every task reaches a terminal state: nothing is lost.
 
 from __future__ import annotations
 
+import collections
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis
+from agentprod import keys
 
-from tests.integration.helpers import MAX_RETRIES, Launch, record
+from tests.integration.helpers import MAX_RETRIES, Launch, Names, record
 from tests.integration.llm_fakes import FaultyModelServer
 
 
@@ -58,7 +61,11 @@ def chat(url: str, query: str, *, path: str = "/chat", wait: float = 60) -> http
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_delays_the_task_then_it_succeeds(
-    api_url: str, fake_model: FaultyModelServer, redis_client: redis.Redis, status: int
+    api_url: str,
+    fake_model: FaultyModelServer,
+    redis_client: redis.Redis,
+    names: Names,
+    status: int,
 ) -> None:
     marker = f"[{status}x1:3] {uuid.uuid4().hex}"
     answer = chat(api_url, marker)
@@ -70,6 +77,14 @@ def test_retry_after_delays_the_task_then_it_succeeds(
     assert 2.5 <= second - first < 15, second - first  # waited for Retry-After, not backoff
     stored = record(redis_client, body["task_id"])
     assert stored["attempts"] == "2"
+    # the group's model-side signals, which the operator's scaler reads: 1 refused, 1 ok
+    buckets = list(redis_client.scan_iter(match=keys.llm_signals(names.group, 0)[:-1] + "*"))
+    totals = collections.Counter[str]()
+    for key in buckets:
+        for name, value in redis_client.hgetall(key).items():
+            totals[name] += float(value)
+    assert (totals["throttled"], totals["ok"], totals["limited"]) == (1, 1, 0)
+    assert totals["call_ms"] > 0
 
 
 def test_500s_retry_then_fail_visibly(api_url: str, fake_model: FaultyModelServer) -> None:

@@ -2,7 +2,9 @@
 
 `LLMService` is built once per agent (lazily, inside the worker's event loop) from the
 environment and a Redis client; `call` returns a `CallResult` or raises the client's
-`ProviderError`s or `limits.RateLimited`, which the agents translate for the worker.
+`ProviderError`s or `limits.RateLimited`, which the agents translate for the worker. Each call
+that reaches the limiter is also counted in the group's provider signals (`signals`): ok,
+throttled (429/503 from the provider) or limited (refused by the own rpm/tpm limiter).
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ import dataclasses
 import time
 from typing import Any
 
-from agentprod.llm import caching, costs, limits
-from agentprod.llm.client import ChatRequest, Completion, ModelClient, ProviderError
+from agentprod.llm import caching, costs, limits, signals
+from agentprod.llm.client import (
+    ChatRequest,
+    Completion,
+    ModelClient,
+    ProviderError,
+    ProviderRetryLater,
+)
 from agentprod.llm.config import LLMSettings
 from agentprod.llm.ledger import Ledger
 
@@ -38,12 +46,14 @@ class LLMService:
         cache: caching.ResponseCache,
         limiter: limits.RateLimiter,
         ledger: Ledger,
+        provider_signals: signals.ProviderSignals | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.cache = cache
         self.limiter = limiter
         self.ledger = ledger
+        self.signals = provider_signals
 
     @classmethod
     def build(cls, settings: LLMSettings, redis_client: Any) -> LLMService:
@@ -57,6 +67,7 @@ class LLMService:
             ),
             limiter=limits.RateLimiter(redis_client, rpm=settings.llm_rpm, tpm=settings.llm_tpm),
             ledger=Ledger(redis_client),
+            provider_signals=signals.ProviderSignals(redis_client, group=settings.mq_group_agent),
         )
 
     async def close(self) -> None:
@@ -82,14 +93,28 @@ class LLMService:
                 await self.ledger.cache_hit(request.model, tenant)
                 return CallResult(hit, True, _ms_since(started), 0.0)
             self.ledger.cache_miss(request.model)
-        reservation = await self.limiter.reserve(
-            request.model, tokens=limits.estimate_tokens(request.messages, request.max_tokens)
-        )
+        try:
+            reservation = await self.limiter.reserve(
+                request.model, tokens=limits.estimate_tokens(request.messages, request.max_tokens)
+            )
+        except limits.RateLimited:
+            if self.signals is not None:
+                await self.signals.limited()
+            raise
         try:
             completion = await self.client.complete(request, limit_seconds=limit_seconds)
         except ProviderError as error:
             await self.ledger.error(request.model, type(error).__name__, tenant)
+            if self.signals is not None and (
+                isinstance(error, ProviderRetryLater) or error.status == 429
+            ):
+                await self.signals.throttled()
             raise
+        if self.signals is not None:
+            usage = completion.usage
+            await self.signals.ok(
+                call_ms=completion.latency_ms, tokens=usage.total_tokens if usage else None
+            )
         await self.limiter.settle(
             reservation, used_tokens=completion.usage.total_tokens if completion.usage else None
         )

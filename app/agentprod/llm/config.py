@@ -63,6 +63,9 @@ class LLMSettings(BaseSettings):
     #: Requests / tokens per minute per model, shared by all workers; 0 = no limit.
     llm_rpm: int = Field(default=0, ge=0)
     llm_tpm: int = Field(default=0, ge=0)
+    #: The worker's consumer group (the operator sets it): its model-side signals are kept
+    #: under it for the operator's scaler (`agentprod.llm.signals`).
+    mq_group_agent: str = "GID_AGENT_PYTHON"
     llm_cache_ttl_seconds: int = Field(default=3600, ge=0)  # 0 disables the cache
     llm_cache_max_entries: int = Field(default=10_000, ge=1)
     #: Bumped when prompts change, so old cached answers stop matching.

@@ -21,7 +21,7 @@ from agentprod_operator.kube import Kube
 from agentprod_operator.reconcile import workloads
 from agentprod_operator.rocketmq import admin
 from agentprod_operator.scaling import metrics, rules, sampling
-from agentprod_operator.scaling.models import History, ScalingPolicy
+from agentprod_operator.scaling.models import History, Sample, ScalingPolicy
 
 
 class _Clients:
@@ -128,6 +128,9 @@ async def _poll(
         "desiredReplicas": decision.replicas,
         "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
     }
+    provider = _provider_status(spec, sample, decision.history)
+    if provider is not None:
+        patch["provider"] = provider
     if decision.replicas != current:
         await kube.scale_deployment(
             namespace=namespace, name=workloads.name_for(name), replicas=decision.replicas
@@ -135,6 +138,11 @@ async def _poll(
         patch["lastScaleTime"] = _now()
         metrics.SCALE_EVENTS.labels(**labels).inc()
         emit("Scaled", f"worker replicas {current} → {decision.replicas}: {decision.message}")
+    was, cap = history.provider_cap, decision.history.provider_cap
+    if was is None and cap is not None:
+        emit("ProviderLimited", f"model provider refuses calls: replicas capped at {cap}")
+    elif was is not None and cap is None:
+        emit("ProviderLimitLifted", "model provider no longer refuses calls: cap lifted")
     changed = {key: value for key, value in patch.items() if status.get(key) != value}
     if changed:
         await kube.patch_pipeline_status(namespace=namespace, name=name, status=changed)
@@ -145,11 +153,54 @@ async def _poll(
     dead = await sampling.dead_letters(client, group=spec.consumerGroup.name)
     if dead is not None:
         metrics.DEAD_LETTERS.labels(**labels).set(dead)
+    _report_provider(labels, spec, sample, decision.history)
     metrics.DESIRED.labels(**labels).set(decision.replicas)
     metrics.CURRENT.labels(**labels).set(current)
     metrics.DECISIONS.labels(**labels, reason=decision.reason.value).inc()
     metrics.REASON.labels(**labels).state(decision.reason.value)
     return decision.history
+
+
+def _provider_status(
+    spec: specs.AgentPipelineSpec, sample: Sample, history: History
+) -> dict[str, Any] | None:
+    """status.provider: the cap in force and the model-side rates it was read from."""
+    load = sample.provider
+    if load is None and history.provider_cap is None:
+        return None
+    out: dict[str, Any] = {"limited": history.provider_cap is not None}
+    if history.provider_cap is not None:
+        out["cap"] = history.provider_cap
+    if load is not None:
+        out["windowSeconds"] = int(load.window_seconds)
+        out["okPerMinute"] = round(load.per_minute(load.ok), 1)
+        out["throttledPerMinute"] = round(load.per_minute(load.throttled), 1)
+        out["limitedPerMinute"] = round(load.per_minute(load.limited), 1)
+        out["tokensPerMinute"] = round(load.per_minute(load.tokens), 1)
+    models = spec.agent.models
+    if models is not None and models.requestsPerMinute:
+        out["requestsPerMinuteBudget"] = models.requestsPerMinute
+    if models is not None and models.tokensPerMinute:
+        out["tokensPerMinuteBudget"] = models.tokensPerMinute
+    return out
+
+
+def _report_provider(
+    labels: dict[str, str], spec: specs.AgentPipelineSpec, sample: Sample, history: History
+) -> None:
+    cap = history.provider_cap
+    metrics.PROVIDER_LIMITED.labels(**labels).set(0 if cap is None else 1)
+    metrics.PROVIDER_CAP.labels(**labels).set(spec.scaling.maxReplicas if cap is None else cap)
+    load = sample.provider
+    if load is None:
+        return
+    for outcome, count in (
+        ("ok", load.ok),
+        ("throttled", load.throttled),
+        ("limited", load.limited),
+    ):
+        metrics.MODEL_CALLS.labels(**labels, outcome=outcome).set(load.per_minute(count))
+    metrics.MODEL_TOKENS.labels(**labels).set(load.per_minute(load.tokens))
 
 
 async def _report_condition(

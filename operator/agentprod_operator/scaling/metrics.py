@@ -30,3 +30,24 @@ REASON = Enum(
     LABELS,
     states=[reason.value for reason in Reason],
 )
+PROVIDER_LIMITED = Gauge(
+    "agentprod_pipeline_provider_limited",
+    "1 while the replicas are capped at what the model provider serves (ProviderLimited).",
+    LABELS,
+)
+PROVIDER_CAP = Gauge(
+    "agentprod_pipeline_provider_cap_replicas",
+    "The provider cap in force (maxReplicas when there is none).",
+    LABELS,
+)
+MODEL_CALLS = Gauge(
+    "agentprod_pipeline_model_calls_per_minute",
+    "Model calls of the workers per minute over the signal window, by outcome "
+    "(ok, throttled: 429/503 from the provider, limited: over the own rpm/tpm budget).",
+    [*LABELS, "outcome"],
+)
+MODEL_TOKENS = Gauge(
+    "agentprod_pipeline_model_tokens_per_minute",
+    "Tokens of the successful model calls per minute over the signal window.",
+    LABELS,
+)

@@ -28,6 +28,33 @@ class Reason(enum.StrEnum):
     BOUNDS = "bounds"  # clamped to minReplicas..maxReplicas
     PAUSED = "paused"  # spec.scaling.paused or the annotation: replicas left alone
     NO_DATA = "no-data"  # no fresh sample (a lag or in-flight read failed): hold
+    PROVIDER_LIMITED = "provider-limited"  # capped at what the model provider serves
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderLoad:
+    """The model-side signals of the pipeline's workers over the `window_seconds` before a
+    reading (`agentprod.llm.signals`): calls that succeeded, calls the provider refused
+    (429/503), calls the own requests/tokens-per-minute limiter refused, the seconds the
+    successful calls took and their tokens."""
+
+    window_seconds: float
+    ok: int = 0
+    throttled: int = 0
+    limited: int = 0
+    call_seconds: float = 0.0
+    tokens: int = 0
+
+    @property
+    def refused(self) -> int:
+        return self.throttled + self.limited
+
+    @property
+    def attempts(self) -> int:
+        return self.ok + self.refused
+
+    def per_minute(self, count: float) -> float:
+        return count * 60 / self.window_seconds if self.window_seconds > 0 else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +71,7 @@ class Sample:
     lag: int | None
     in_flight: int | None
     consumed_per_second: float | None = None
+    provider: ProviderLoad | None = None  # None: no signals read (none kept, or unreadable)
 
     @property
     def valid(self) -> bool:
@@ -77,6 +105,11 @@ class ScalingPolicy:
     scale_down_percent: float = 75  # down per period, at most this percent
     scale_down_period_seconds: float = 15
     paused: bool = False
+    provider_aware: bool = True  # cap at what the provider serves while calls are refused
+    max_replicas_when_limited: int | None = None  # upper bound of that cap
+    provider_min_refused: int = 3  # refused calls in the window before it counts as limited
+    provider_refused_fraction: float = 0.05  # and at least this share of the attempts
+    provider_hold_seconds: float = 30  # no refusals this long: the cap grows again
 
     def __post_init__(self) -> None:
         drain = self.target_drain_seconds
@@ -93,6 +126,11 @@ class ScalingPolicy:
                 ("scale_up_percent", "must be ≥ 0", self.scale_up_percent >= 0),
                 ("scale_up_pods", "must be ≥ 0", self.scale_up_pods >= 0),
                 ("scale_down_percent", "must be 0..100", 0 <= self.scale_down_percent <= 100),
+                (
+                    "max_replicas_when_limited",
+                    "must be ≥ 1",
+                    self.max_replicas_when_limited is None or self.max_replicas_when_limited >= 1,
+                ),
             )
             if not ok
         ]
@@ -125,6 +163,9 @@ class ScalingPolicy:
             stale_seconds=3.0 * scaling.pollSeconds,
             scale_down_stabilization_seconds=float(scaling.scaleDownStabilizationSeconds),
             paused=scaling.paused or flagged,
+            provider_aware=scaling.provider.enabled,
+            max_replicas_when_limited=scaling.provider.maxReplicasWhenLimited,
+            provider_hold_seconds=max(30.0, 2.0 * scaling.pollSeconds),
         )
 
 
@@ -147,6 +188,8 @@ class History:
     last_active_at: the newest reading with lag, in-flight or consumed work.
     last_scale_at: when the decided replicas last changed.
     service_seconds: learned mean task duration (Little's law), kept across idle periods.
+    provider_cap / provider_limited_at: the provider cap in force and when calls were last
+    refused (see `rules._provider_cap`).
     """
 
     samples: tuple[Sample, ...] = ()
@@ -155,6 +198,8 @@ class History:
     last_active_at: float | None = None
     last_scale_at: float | None = None
     service_seconds: float | None = None
+    provider_cap: int | None = None  # replicas the model provider serves, while it is limited
+    provider_limited_at: float | None = None  # the newest reading with refused calls
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,9 +17,12 @@ decision is replayable and unit-testable. The data types live in `scaling_models
    backlog is gone only the steady parts count, so drain capacity goes at once.
 5. activation: at zero, wake only when lag ≥ activationLag. Cooldown: go to zero only after
    cooldownSeconds without lag, in-flight or consumed work.
-6. rate limits per period (up: max(percent, pods); down: percent), and never N → 0 in one
+6. provider cap: while the model provider refuses calls (429s, or the own rpm/tpm limiter),
+   not above the replicas the calls that get through keep busy (`_provider_cap`); lifted
+   step by step once the refusals stop.
+7. rate limits per period (up: max(percent, pods); down: percent), and never N → 0 in one
    step: zero is reached from one replica.
-7. bounds: minReplicas..maxReplicas.
+8. bounds: minReplicas..maxReplicas.
 """
 
 from __future__ import annotations
@@ -111,6 +114,10 @@ def decide(
         else:
             reason = models.Reason.IDLE
 
+    history, cap, provider_note = _provider_cap(policy, history, fresh, now)
+    if cap is not None and target > cap:
+        target, reason = cap, models.Reason.PROVIDER_LIMITED
+
     limited = _rate_limit(
         policy=policy, events=history.scale_events, current=current, target=target, now=now
     )
@@ -125,10 +132,64 @@ def decide(
         current=current,
         target=target,
         reason=reason,
-        note=f"{basis}; recommendation {want}; idle {idle_for:.0f}s",
+        note=f"{basis}; recommendation {want}; idle {idle_for:.0f}s{provider_note}",
         now=now,
         recommendation=want,
     )
+
+
+def _provider_cap(
+    policy: models.ScalingPolicy,
+    history: models.History,
+    fresh: models.Sample,
+    now: float,
+) -> tuple[models.History, int | None, str]:
+    """The replicas the model provider serves while it refuses calls, None without a limit.
+
+    Limited: at least `provider_min_refused` calls, and `provider_refused_fraction` of the
+    attempts, were refused in the signal window (429/503 from the provider, or the own rpm/tpm
+    limiter). More workers would then only add refusals, so the cap is the replicas the work
+    that still gets through keeps busy: the in-flight tasks of the window (a refused task is
+    put back, it holds no slot) or the seconds the successful calls took, whichever is more,
+    over the concurrency; at most `max_replicas_when_limited`. Once no call was refused for
+    `provider_hold_seconds`, the cap grows by a quarter (at least one replica) per poll until
+    it reaches maxReplicas and is dropped, or a new refusal sets it again.
+    """
+    cleared = dataclasses.replace(history, provider_cap=None, provider_limited_at=None)
+    if not policy.provider_aware:
+        return cleared, None, ""
+    load = fresh.provider
+    cap = history.provider_cap
+    if load is None:  # no signals read: keep a cap in force, never lift it on an unknown
+        return history, cap, "" if cap is None else f"; provider cap {cap} (no signals)"
+    refused = load.refused
+    if (
+        refused >= policy.provider_min_refused
+        and refused >= policy.provider_refused_fraction * load.attempts
+    ):
+        since = fresh.at - load.window_seconds
+        in_flight = _mean(s.in_flight or 0 for s in history.samples if s.at > since)
+        served = load.call_seconds / load.window_seconds if load.window_seconds > 0 else 0.0
+        cap = max(1, math.ceil(max(in_flight, served) / policy.concurrency - 1e-9))
+        if policy.max_replicas_when_limited is not None:
+            cap = min(cap, policy.max_replicas_when_limited)
+        history = dataclasses.replace(history, provider_cap=cap, provider_limited_at=fresh.at)
+        note = (
+            f"; provider limited: {load.throttled} throttled + {load.limited} over the "
+            f"rpm/tpm budget of {load.attempts} calls in {load.window_seconds:.0f}s, "
+            f"{load.per_minute(load.ok):.0f} ok/min, cap {cap}"
+        )
+        return history, cap, note
+    if cap is None:
+        return history, None, ""
+    limited_at = history.provider_limited_at if history.provider_limited_at is not None else now
+    if now - limited_at < policy.provider_hold_seconds:
+        return history, cap, f"; provider cap {cap} (no refusals for {now - limited_at:.0f}s)"
+    grown = max(cap + 1, math.ceil(cap * 1.25))
+    if grown >= policy.max_replicas:
+        return cleared, None, "; provider limit lifted"
+    history = dataclasses.replace(history, provider_cap=grown)
+    return history, grown, f"; provider limit lifting: cap {cap} → {grown}"
 
 
 def _grow_on_lag_alone(

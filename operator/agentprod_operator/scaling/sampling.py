@@ -1,6 +1,7 @@
-"""The autoscaler's reads: lag and consume rate from RocketMQ, in-flight work from Redis, and
-the dead letters of the group. A failed read gives None (unknown), never zero, so the pure
-rules hold the replicas instead of scaling to zero on an outage.
+"""The autoscaler's reads: lag and consume rate from RocketMQ, in-flight work and the
+model-side signals (`agentprod.llm.signals`) from Redis, and the dead letters of the group.
+A failed read gives None (unknown), never zero, so the pure rules hold the replicas instead
+of scaling to zero on an outage.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ import dataclasses
 import logging
 
 from agentprod import store as stores
+from agentprod.llm import signals
 
 from agentprod_operator import specs
 from agentprod_operator.rocketmq import admin
 from agentprod_operator.rocketmq.remoting import RemotingError
-from agentprod_operator.scaling.models import Sample
+from agentprod_operator.scaling.models import ProviderLoad, Sample
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,39 @@ async def read_sample(
             in_flight = await store.in_flight(now=now)
         except stores.StoreUnavailable as error:  # Redis down: unknown, never idle
             log.warning("in-flight read failed: %s", error)
-    return Sample(at=now, lag=lag, in_flight=in_flight, consumed_per_second=rate)
+    provider = await provider_load(store, spec=spec, now=now)
+    return Sample(at=now, lag=lag, in_flight=in_flight, consumed_per_second=rate, provider=provider)
+
+
+def signal_window(spec: specs.AgentPipelineSpec) -> float:
+    """Seconds of model-side signals one reading sums: two polls, at least 30 s."""
+    return max(30.0, 2.0 * spec.scaling.pollSeconds)
+
+
+async def provider_load(
+    store: stores.TaskStore | None, *, spec: specs.AgentPipelineSpec, now: float
+) -> ProviderLoad | None:
+    """The group's model-side signals of the window before `now`; None if unreadable."""
+    if store is None or not spec.scaling.provider.enabled:
+        return None
+    try:
+        totals = await signals.read(
+            store.client,
+            group=spec.consumerGroup.name,
+            now=now,
+            window_seconds=signal_window(spec),
+        )
+    except Exception as error:  # Redis down: unknown, the cap in force is kept
+        log.warning("provider signal read failed: %s", error)
+        return None
+    return ProviderLoad(
+        window_seconds=totals.window_seconds,
+        ok=totals.ok,
+        throttled=totals.throttled,
+        limited=totals.limited,
+        call_seconds=totals.call_seconds,
+        tokens=totals.tokens,
+    )
 
 
 async def dead_letters(client: admin.RocketMQAdmin, *, group: str) -> int | None:

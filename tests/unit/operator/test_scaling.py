@@ -21,6 +21,7 @@ from agentprod_operator.scaling.models import (
     PAUSED_ANNOTATION,
     Decision,
     History,
+    ProviderLoad,
     Reason,
     Recommendation,
     Sample,
@@ -480,3 +481,112 @@ def test_random_sequences_keep_the_invariants() -> None:
 def test_invalid_policies_are_refused(change: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="invalid scaling policy"):
         dataclasses.replace(POLICY, **change)  # type: ignore[arg-type]
+
+
+def provider(
+    *, ok: int = 100, throttled: int = 0, limited: int = 0, call: float = 0.0
+) -> ProviderLoad:
+    return ProviderLoad(
+        window_seconds=30, ok=ok, throttled=throttled, limited=limited, call_seconds=call
+    )
+
+
+def run_with_provider(
+    policy: ScalingPolicy,
+    readings: Sequence[tuple[int, int, ProviderLoad | None]],
+    *,
+    replicas: int,
+    history: History | None = None,
+    start: float = 0.0,
+) -> list[Decision]:
+    """Like `run`, with the model-side signals of each reading."""
+    history = history or History()
+    decisions = []
+    for i, (lag, in_flight, load) in enumerate(readings):
+        now = start + i * POLL
+        sample = Sample(at=now, lag=lag, in_flight=in_flight, provider=load)
+        decision = scaling.decide(
+            policy=policy, samples=[sample], current_replicas=replicas, history=history, now=now
+        )
+        history, replicas = decision.history, decision.replicas
+        decisions.append(decision)
+    return decisions
+
+
+@pytest.mark.parametrize(
+    ("load", "when_limited", "expected", "reason"),
+    [
+        (provider(ok=60, throttled=40), None, 3, Reason.PROVIDER_LIMITED),  # 24 busy / 8
+        (provider(ok=60, limited=40), None, 3, Reason.PROVIDER_LIMITED),  # own rpm/tpm budget
+        (provider(ok=60, throttled=40), 2, 2, Reason.PROVIDER_LIMITED),  # maxWhenLimited
+        (provider(ok=60, throttled=40, call=1_200), None, 5, Reason.PROVIDER_LIMITED),  # 40 s/s
+        (provider(ok=100, throttled=2), None, 20, Reason.BOUNDS),  # 2 refusals: not a limit
+        (provider(ok=1_000, throttled=30), None, 20, Reason.BOUNDS),  # 3 % of the calls
+        (None, None, 20, Reason.BOUNDS),  # no signals kept: lag alone (max 20)
+    ],
+)
+def test_provider_limit_caps_the_replicas(
+    load: ProviderLoad | None, when_limited: int | None, expected: int, reason: Reason
+) -> None:
+    # 10 replicas, 5,000 waiting (lag alone wants the maximum, 20), 24 tasks running
+    policy = dataclasses.replace(POLICY, max_replicas_when_limited=when_limited)
+    decisions = run_with_provider(policy, [(5_000, 24, load)] * 2, replicas=10)
+    assert (decisions[-1].replicas, decisions[-1].reason) == (expected, reason)
+    if reason is Reason.PROVIDER_LIMITED:
+        assert "provider limited" in decisions[-1].message
+        assert decisions[-1].history.provider_cap == expected
+
+
+def test_provider_awareness_can_be_switched_off() -> None:
+    policy = dataclasses.replace(POLICY, provider_aware=False)
+    decisions = run_with_provider(
+        policy, [(5_000, 24, provider(ok=60, throttled=40))] * 2, replicas=10
+    )
+    assert decisions[-1].replicas == 20
+    assert decisions[-1].history.provider_cap is None
+
+
+def test_provider_cap_holds_without_signals_then_lifts_step_by_step() -> None:
+    limited = run_with_provider(
+        POLICY, [(5_000, 24, provider(ok=60, throttled=40))] * 2, replicas=10
+    )
+    assert limited[-1].replicas == 3
+    unknown = run_with_provider(
+        POLICY, [(5_000, 24, None)], replicas=3, start=2 * POLL, history=limited[-1].history
+    )
+    assert unknown[-1].replicas == 3  # signals unreadable: the cap stays
+    # the provider answers again: held for provider_hold_seconds, then +25 % per poll
+    assert unknown[-1].message.count("provider cap 3") == 1
+    clear = run_with_provider(
+        POLICY,
+        [(5_000, 24, provider(ok=200))] * 12,
+        replicas=3,
+        start=3 * POLL,
+        history=unknown[-1].history,
+    )
+    path = replicas_of(clear)
+    assert path[0] == 4  # 30 s (provider_hold_seconds) without refusals: 3 → 4
+    assert path == sorted(path), path  # only up while lifting
+    assert path[-1] == 20, path  # lifted: back to what the lag asks
+    assert clear[-1].history.provider_cap is None
+    assert any("provider limit lifting" in d.message for d in clear)
+
+
+def test_a_refusal_while_lifting_sets_the_cap_again() -> None:
+    readings = [(5_000, 24, provider(ok=60, throttled=40))] * 2 + [(5_000, 32, provider())] * 4
+    readings += [(5_000, 40, provider(ok=60, throttled=40))] * 2
+    decisions = run_with_provider(POLICY, readings, replicas=10)
+    path = replicas_of(decisions)
+    assert path[1] == 3, path
+    assert max(path[2:6]) > 3, path
+    assert decisions[-1].reason is Reason.PROVIDER_LIMITED
+    assert path[-1] == decisions[-1].history.provider_cap <= 5, path
+
+
+def test_from_spec_reads_the_provider_settings() -> None:
+    spec = specs.ScalingSpec(
+        pollSeconds=20, provider=specs.ProviderScalingSpec(enabled=False, maxReplicasWhenLimited=4)
+    )
+    policy = ScalingPolicy.from_spec(spec, concurrency=8)
+    assert (policy.provider_aware, policy.max_replicas_when_limited) == (False, 4)
+    assert policy.provider_hold_seconds == 40
