@@ -300,6 +300,24 @@ class TaskStore:
         """Tasks running with a live lease (expired leases belong to dead workers)."""
         return int(await self._redis.zcount(self._running_key, int(now * 1000), "+inf"))
 
+    @_translated
+    async def in_flight_by_pod(self, *, now: float) -> dict[str, int]:
+        """Tasks running with a live lease per pod: the first part of each lease owner
+        (`<pod>/<worker>/<run>`, the worker's host name, which is its pod's name)."""
+        running = await self._redis.zrangebyscore(self._running_key, int(now * 1000), "+inf")
+        if not running:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task_id in running:
+                pipe.hget(keys.task(_text(task_id)), "owner")
+            owners = await pipe.execute()
+        counts: dict[str, int] = {}
+        for owner in owners:
+            if owner is not None:
+                pod = _text(owner).split("/", 1)[0]
+                counts[pod] = counts.get(pod, 0) + 1
+        return counts
+
     @property
     def client(self) -> aioredis.Redis:
         """The client itself, for the LLM layer's cache, limits and ledger (agentprod.llm),

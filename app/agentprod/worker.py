@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -78,7 +79,7 @@ class Worker:
                 max_lost_attempts=options.max_lost_attempts,
             ),
             clock=clock,
-            worker_id=uuid.uuid4().hex[:12],
+            worker_id=f"{socket.gethostname()}/{uuid.uuid4().hex[:12]}",  # the pod's name
             on_store_down=self._store_down,
         )
         self._store = store

@@ -120,6 +120,27 @@ class Kube:
             _content_type="application/merge-patch+json",
         )
 
+    async def pod_annotations(
+        self, *, namespace: str, selector: dict[str, str], annotation: str
+    ) -> dict[str, str | None]:
+        """The live (not terminating) pods matching `selector` and their `annotation`."""
+        label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+        listed = await self._core.list_namespaced_pod(namespace, label_selector=label_selector)
+        out: dict[str, str | None] = {}
+        for pod in listed.items:
+            if pod.metadata.deletion_timestamp is not None:
+                continue
+            out[pod.metadata.name] = (pod.metadata.annotations or {}).get(annotation)
+        return out
+
+    async def annotate_pod(self, *, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        await self._core.patch_namespaced_pod(
+            name,
+            namespace,
+            {"metadata": {"annotations": annotations}},
+            _content_type="application/merge-patch+json",
+        )
+
     async def patch_pipeline_status(
         self, *, namespace: str, name: str, status: dict[str, Any]
     ) -> None:

@@ -10,18 +10,22 @@ pipeline's credentials; the daemon writes only its own condition (ScalingActive)
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from typing import Any
 
 from agentprod import store as stores
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from agentprod_operator import conditions, connections, specs
 from agentprod_operator.conditions import Condition
 from agentprod_operator.kube import Kube
 from agentprod_operator.reconcile import workloads
 from agentprod_operator.rocketmq import admin
-from agentprod_operator.scaling import metrics, rules, sampling
+from agentprod_operator.scaling import deletion, metrics, rules, sampling
 from agentprod_operator.scaling.models import History, Sample, ScalingPolicy
+
+log = logging.getLogger(__name__)
 
 
 class _Clients:
@@ -131,6 +135,8 @@ async def _poll(
     provider = _provider_status(spec, sample, decision.history)
     if provider is not None:
         patch["provider"] = provider
+    if store is not None:  # before a scale-in: the ReplicaSet removes idle pods first
+        await _mark_deletion_costs(kube, store=store, namespace=namespace, name=name, now=now)
     if decision.replicas != current:
         await kube.scale_deployment(
             namespace=namespace, name=workloads.name_for(name), replicas=decision.replicas
@@ -159,6 +165,29 @@ async def _poll(
     metrics.DECISIONS.labels(**labels, reason=decision.reason.value).inc()
     metrics.REASON.labels(**labels).state(decision.reason.value)
     return decision.history
+
+
+async def _mark_deletion_costs(
+    kube: Kube, *, store: stores.TaskStore, namespace: str, name: str, now: float
+) -> None:
+    """Set each worker pod's pod-deletion-cost to its in-flight tasks (best effort)."""
+    try:
+        in_flight = await store.in_flight_by_pod(now=now)
+        pods = await kube.pod_annotations(
+            namespace=namespace,
+            selector=workloads.selector_labels(name),
+            annotation=deletion.ANNOTATION,
+        )
+    except (stores.StoreUnavailable, ApiException) as error:
+        log.warning("deletion costs not updated: %s", error)
+        return
+    for pod, cost in deletion.deletion_costs(pods, in_flight).items():
+        try:
+            await kube.annotate_pod(
+                namespace=namespace, name=pod, annotations={deletion.ANNOTATION: cost}
+            )
+        except ApiException as error:  # the pod went away meanwhile
+            log.info("pod %s not annotated: %s", pod, error.reason)
 
 
 def _provider_status(

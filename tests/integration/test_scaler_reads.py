@@ -1,9 +1,12 @@
-"""The model-side signals the workers export for the scaler, on a real Redis.
+"""What the operator's scaler reads from Redis: the model-side signals the workers export and
+the in-flight tasks per pod (for pod-deletion-cost), on a real Redis.
 
 Cases: ok / throttled / limited calls of one group add up per bucket and `read` sums the
 whole buckets of its window only (not the current, partial one, nor older ones, nor another
 group's); the operator's `sampling.provider_load` turns them into the rule's `ProviderLoad`
-through the pipeline's TaskStore; `LLMService.call` counts a limiter refusal as limited.
+through the pipeline's TaskStore; `LLMService.call` counts a limiter refusal as limited;
+`in_flight_by_pod` counts the live leases per pod (the first part of the owner), not the
+expired or finished ones.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from agentprod.llm.calling import LLMService
 from agentprod.llm.client import ChatRequest, ModelClient
 from agentprod.llm.config import LLMSettings
 from agentprod.llm.ledger import Ledger
+from agentprod.models import TaskRecord, TaskStatus
 from agentprod_operator import specs
 from agentprod_operator.scaling import sampling
 from harness.redis import RedisServer
@@ -116,3 +120,37 @@ async def test_a_limiter_refusal_is_counted_as_limited(store: GroupStore) -> Non
     await service.close()
     key = keys_of(store.group, time.time())
     assert await client.hget(key, "limited") in ("1", b"1")
+
+
+def task_record() -> TaskRecord:
+    return TaskRecord(
+        task_id=str(uuid.uuid4()),
+        user_id="u1",
+        content="x",
+        metadata={},
+        status=TaskStatus.QUEUED,
+        created_at=time.time(),
+    )
+
+
+async def test_in_flight_by_pod_counts_live_leases_per_pod(store: GroupStore) -> None:
+    now = time.time()
+    owners = ["pod-a/w1/r1", "pod-a/w1/r2", "pod-b/w2/r1", "pod-c/w3/r1", "pod-d/w4/r1"]
+    tasks = []
+    for owner in owners:
+        task = task_record()
+        await store.create(task, ttl_seconds=60)
+        lease = 1 if owner.startswith("pod-c") else 30  # pod-c's lease runs out
+        await store.claim(task.task_id, owner=owner, now=now, lease_seconds=lease)
+        tasks.append(task)
+    assert await store.finish(
+        tasks[4].task_id,
+        owner=owners[4],
+        status=TaskStatus.DONE,
+        result=1,
+        error=None,
+        now=now,
+        ttl_seconds=60,
+    )
+    assert await store.in_flight_by_pod(now=now + 2) == {"pod-a": 2, "pod-b": 1}
+    assert await store.in_flight(now=now + 2) == 3
