@@ -14,8 +14,11 @@ Policies, side by side on the same tasks:
   as soon as they are not needed, never waits for a cooldown.
 
 Printed per trace and policy: replica-seconds, queueing delay p50/p95/max, time to drain
-(last arrival → last task done), scale events, and ours/KEDA, ours/oracle replica-seconds;
-then PASS/FAIL against: p95 ≤ KEDA's, replica-seconds ≤ 0.8x KEDA's and ≤ 1.25x oracle's.
+(last arrival → last task done), scale events, model calls answered 429, and ours/KEDA,
+ours/oracle replica-seconds; then PASS/FAIL against: p95 ≤ KEDA's, replica-seconds ≤ 0.8x
+KEDA's and ≤ 1.25x oracle's. The model-bound trace has a provider with a requests-per-minute
+limit (a token bucket; a call over it gets 429 and its task waits RETRY_AFTER_SECONDS): there
+PASS means ours' 429s ≤ 0.25x KEDA's, p95 ≤ 1.1x KEDA's and replica-seconds ≤ 0.8x KEDA's.
 
     PYTHONPATH=hack:. .venv/bin/python -m bench.autoscale_sim
 """
@@ -53,6 +56,31 @@ KEDA_P95_FACTOR = 1.0  # ours' p95 delay ≤ KEDA's
 KEDA_COST_FACTOR = 0.8  # ours' replica-seconds ≤ 0.8 x KEDA's
 ORACLE_COST_FACTOR = 1.25  # ours' replica-seconds ≤ 1.25 x the oracle's
 KEDA_THRESHOLDS = (100, 80, 60, 50, 40, 30, 25, 20, 15, 10, 5)  # equal-delay search, lagThreshold
+RETRY_AFTER_SECONDS = 5.0  # model-bound trace: a 429 puts the task back for this long
+REFUSAL_SECONDS = 0.2  # a 429 answer holds the slot this long
+SIGNAL_WINDOW = 30  # ours: seconds of model-side signals per reading (the operator's default)
+MODEL_429_FACTOR = 0.25  # model-bound trace: ours' 429s ≤ this x KEDA's
+MODEL_P95_FACTOR = 1.1  # and p95 delay ≤ this x KEDA's (the provider bounds both)
+
+
+class Provider:
+    """A model provider's request limit: a token bucket of `rpm`/60 calls per second holding
+    10 s of them; a call without a token is answered 429."""
+
+    def __init__(self, rpm: int) -> None:
+        self.rate = rpm / 60
+        self.capacity = self.rate * 10
+        self.tokens = self.capacity
+        self.at = 0.0
+
+    def admit(self, now: float) -> bool:
+        if now > self.at:  # calls within a second come in slot order, not time order
+            self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +90,9 @@ class View:
     lag: int
     in_flight: int
     started: int
+    ok: int = 0  # model calls that succeeded so far (model-bound trace)
+    throttled: int = 0  # calls answered 429 so far
+    call_seconds: float = 0.0  # seconds the successful calls took, so far
 
 
 class Policy(Protocol):
@@ -89,9 +120,13 @@ class Pod:
 class Cluster:
     """Pods, the FIFO backlog and the accounting of one run."""
 
-    def __init__(self, *, concurrency: int, startup: int) -> None:
+    def __init__(self, *, concurrency: int, startup: int, provider: Provider | None = None) -> None:
         self.concurrency = concurrency
         self.startup = startup
+        self.provider = provider
+        self.retrying: list[tuple[float, int, autoscale_traces.Task]] = []  # (due, tie, task)
+        self.throttled = 0
+        self.call_seconds = 0.0
         self.pods: list[Pod] = []
         self.free: list[tuple[float, int, Pod, int]] = []  # (free at, tie, pod, slot)
         self.tie = itertools.count()
@@ -107,7 +142,14 @@ class Cluster:
 
     def view(self, now: int) -> View:
         busy = sum(pod.running(now) for pod in self.pods)
-        return View(lag=len(self.backlog), in_flight=busy, started=self.started)
+        return View(
+            lag=len(self.backlog) + len(self.retrying),  # the retry topic counts in the lag
+            in_flight=busy,
+            started=self.started,
+            ok=self.started,
+            throttled=self.throttled,
+            call_seconds=self.call_seconds,
+        )
 
     def scale(self, now: int, desired: int) -> None:
         serving = [pod for pod in self.pods if not pod.draining]
@@ -128,12 +170,21 @@ class Cluster:
         """Serve [now, now + 1): arrivals join the backlog, free slots take tasks in order."""
         self.backlog.extend(arrivals)
         end = now + 1
+        while self.retrying and self.retrying[0][0] < end:
+            self.backlog.append(heapq.heappop(self.retrying)[2])
         while self.backlog and self.free and self.free[0][0] < end:
             free_at, _, pod, slot = heapq.heappop(self.free)
             if pod.draining or pod.slots[slot] != free_at:
                 continue  # a removed pod, or an outdated entry
             task = self.backlog.popleft()
-            start = max(free_at, task.arrival)
+            start = max(free_at, task.arrival, float(now))
+            if self.provider is not None and not self.provider.admit(start):
+                self.throttled += 1  # 429 + Retry-After: the task waits, the slot is free soon
+                heapq.heappush(self.retrying, (start + RETRY_AFTER_SECONDS, next(self.tie), task))
+                pod.slots[slot] = start + REFUSAL_SECONDS
+                heapq.heappush(self.free, (pod.slots[slot], next(self.tie), pod, slot))
+                continue
+            self.call_seconds += task.service
             self.delays.append(start - task.arrival)
             finish = start + task.service
             pod.slots[slot] = finish
@@ -144,7 +195,11 @@ class Cluster:
         self.pods = [pod for pod in self.pods if not pod.draining or pod.busy_until() > end]
 
     def idle(self, now: int) -> bool:
-        return not self.backlog and all(pod.busy_until() <= now for pod in self.pods)
+        return (
+            not self.backlog
+            and not self.retrying
+            and all(pod.busy_until() <= now for pod in self.pods)
+        )
 
 
 class Ours:
@@ -157,6 +212,7 @@ class Ours:
         self.poll = poll
         self.history = scaling_models.History()
         self.previous: tuple[int, int] | None = None  # (at, tasks started) at the last poll
+        self.signals: collections.deque[tuple[int, View]] = collections.deque()
 
     def tick(self, *, now: int, view: View, replicas: int) -> int:
         if now % self.poll:
@@ -166,8 +222,22 @@ class Ours:
             at, started = self.previous
             consumed = (view.started - started) / (now - at)
         self.previous = (now, view.started)
+        self.signals.append((now, view))
+        while self.signals[0][0] < now - SIGNAL_WINDOW:
+            self.signals.popleft()
+        first = self.signals[0][1]
+        provider = scaling_models.ProviderLoad(
+            window_seconds=SIGNAL_WINDOW,
+            ok=view.ok - first.ok,
+            throttled=view.throttled - first.throttled,
+            call_seconds=view.call_seconds - first.call_seconds,
+        )
         sample = scaling_models.Sample(
-            at=now, lag=view.lag, in_flight=view.in_flight, consumed_per_second=consumed
+            at=now,
+            lag=view.lag,
+            in_flight=view.in_flight,
+            consumed_per_second=consumed,
+            provider=provider,
         )
         decision = scaling.decide(
             policy=self.policy,
@@ -201,7 +271,8 @@ class Oracle:
     Need at second τ: the arrivals of [τ - h, τ + h) (h = horizon / 2) over the per-replica
     service rate; it holds the highest need of [now, now + startup] (pods ordered now are
     ready then) plus the current backlog drained within the horizon, and drops the rest at
-    once (no stabilization, no cooldown).
+    once (no stabilization, no cooldown). It knows the provider's limit too: never more than
+    the calls the provider serves keep busy.
     """
 
     name = "oracle"
@@ -225,13 +296,14 @@ class Oracle:
             for t in range(len(counts))
         ]
         self.per_replica = concurrency / trace.mean_service_seconds
+        self.provider_rate = math.inf if trace.provider_rpm is None else trace.provider_rpm / 60
         self.startup = startup
         self.horizon = horizon
         self.maximum = maximum
 
     def tick(self, *, now: int, view: View, replicas: int) -> int:
         ahead = self.rate[min(now, len(self.rate) - 1) : now + self.startup + 1] or [0.0]
-        need = (max(ahead) + view.lag / self.horizon) / self.per_replica
+        need = min(max(ahead) + view.lag / self.horizon, self.provider_rate) / self.per_replica
         return min(self.maximum, math.ceil(need - 1e-9))
 
 
@@ -245,6 +317,7 @@ class Result:
     drain: float
     events: int
     tasks: int
+    throttled: int = 0  # model calls answered 429 (model-bound trace)
 
 
 def simulate(
@@ -256,7 +329,8 @@ def simulate(
     limit: int = 7200,
 ) -> Result:
     """Run one trace through one policy until every task is done (or `limit` extra seconds)."""
-    cluster = Cluster(concurrency=concurrency, startup=startup)
+    provider = None if trace.provider_rpm is None else Provider(trace.provider_rpm)
+    cluster = Cluster(concurrency=concurrency, startup=startup, provider=provider)
     by_second: dict[int, list[autoscale_traces.Task]] = collections.defaultdict(list)
     for task in trace.tasks:
         by_second[int(task.arrival)].append(task)
@@ -283,6 +357,7 @@ def simulate(
         drain=max(0.0, cluster.last_finish - last_arrival),
         events=events,
         tasks=len(delays),
+        throttled=cluster.throttled,
     )
 
 
@@ -315,6 +390,17 @@ def verdict(trace: autoscale_traces.Trace, results: Sequence[Result]) -> tuple[b
     ours, keda, oracle = by_name["ours"], by_name["keda"], by_name["oracle"]
     vs_keda = ours.replica_seconds / keda.replica_seconds
     vs_oracle = ours.replica_seconds / oracle.replica_seconds
+    if trace.provider_rpm is not None:
+        passed = (
+            ours.throttled <= MODEL_429_FACTOR * keda.throttled
+            and ours.p95 <= MODEL_P95_FACTOR * keda.p95
+            and vs_keda <= KEDA_COST_FACTOR
+        )
+        return passed, (
+            f"429s {ours.throttled} vs KEDA {keda.throttled} (≤ {MODEL_429_FACTOR}x); p95 "
+            f"{ours.p95:.1f}s vs KEDA {keda.p95:.1f}s (≤ {MODEL_P95_FACTOR}x); replica-s "
+            f"{vs_keda:.3f}x KEDA (≤ {KEDA_COST_FACTOR}), {vs_oracle:.3f}x oracle"
+        )
     passed = (
         ours.p95 <= KEDA_P95_FACTOR * keda.p95
         and vs_keda <= KEDA_COST_FACTOR
@@ -347,6 +433,8 @@ def equal_delay(
 
 def equal_delay_line(trace: autoscale_traces.Trace, results: Sequence[Result]) -> str:
     [ours] = [result for result in results if result.policy == "ours"]
+    if trace.provider_rpm is not None:
+        return "at equal delay: n/a (the provider's limit, not the replicas, sets the delay)"
     found = equal_delay(trace, ours)
     if found is None:
         return (
@@ -365,17 +453,17 @@ def table(trace: autoscale_traces.Trace, results: Sequence[Result]) -> str:
     keda, oracle = by_name["keda"].replica_seconds, by_name["oracle"].replica_seconds
     header = (
         f"{'policy':<8}{'replica-s':>10}{'p50 s':>8}{'p95 s':>8}{'max s':>8}"
-        f"{'drain s':>9}{'events':>8}{'÷keda':>7}{'÷oracle':>9}"
+        f"{'drain s':>9}{'events':>8}{'429s':>8}{'÷keda':>7}{'÷oracle':>9}"
     )
     lines = [f"trace {trace.name}: {trace.description}; {len(trace.tasks)} tasks", header]
     for result in results:
         lines.append(
             f"{result.policy:<8}{result.replica_seconds:>10}{result.p50:>8.1f}{result.p95:>8.1f}"
-            f"{result.worst:>8.1f}{result.drain:>9.1f}{result.events:>8}"
+            f"{result.worst:>8.1f}{result.drain:>9.1f}{result.events:>8}{result.throttled:>8}"
             f"{result.replica_seconds / keda:>7.2f}{result.replica_seconds / oracle:>9.2f}"
         )
     bound = work_bound(trace)
-    lines.append(f"{'(work)':<8}{bound:>10.0f}{'':>49}{bound / keda:>7.2f}{bound / oracle:>9.2f}")
+    lines.append(f"{'(work)':<8}{bound:>10.0f}{'':>57}{bound / keda:>7.2f}{bound / oracle:>9.2f}")
     passed, text = verdict(trace, results)
     lines.append(f"{'PASS' if passed else 'FAIL'} {trace.name}: {text}")
     lines.append(equal_delay_line(trace, results))

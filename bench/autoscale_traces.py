@@ -1,10 +1,12 @@
 """Arrival traces for the autoscaling simulator (`bench.autoscale_sim`), seeded and replayable.
 
 A trace is the list of tasks (arrival time, service seconds) every policy sees unchanged, plus
-the facts the oracle is allowed to know (the mean service time). Three shapes:
+the facts the oracle is allowed to know (the mean service time, the provider's limit). Four
+shapes:
 - step: idle, a sudden burst at a constant rate, idle again (activation, ramp, scale to zero);
 - diurnal: a day compressed into an hour, a cosine wave with multiplicative noise per block;
-- spikes: a low base with short tall spikes and heavy-tailed (Pareto) task durations.
+- spikes: a low base with short tall spikes and heavy-tailed (Pareto) task durations;
+- model: model-bound agent work (1-10 s calls) whose burst exceeds the provider's RPM limit.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Trace:
     duration: int  # seconds of arrivals (the simulation runs on until the queue is empty)
     tasks: tuple[Task, ...]  # sorted by arrival
     mean_service_seconds: float
+    provider_rpm: int | None = None  # model-bound: the provider serves this many calls/min
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -64,6 +67,8 @@ def build(
     seed: int,
     service: Callable[[random.Random, float], float] = _exponential,
     mean_service: float = MEAN_SERVICE_SECONDS,
+    scale_rate: bool = True,
+    provider_rpm: int | None = None,
 ) -> Trace:
     """Poisson arrivals at `rate(second)` per second, spread uniformly within each second.
 
@@ -71,13 +76,13 @@ def build(
     trace asks for the same replicas whatever the task length.
     """
     rng = random.Random(seed)
-    scale = MEAN_SERVICE_SECONDS / mean_service
+    scale = MEAN_SERVICE_SECONDS / mean_service if scale_rate else 1.0
     tasks: list[Task] = []
     for second in range(duration):
         count = _poisson(rng, scale * rate(second))
         arrivals = sorted(second + rng.random() for _ in range(count))
         tasks.extend(Task(at, service(rng, mean_service)) for at in arrivals)
-    return Trace(name, description, duration, tuple(tasks), mean_service)
+    return Trace(name, description, duration, tuple(tasks), mean_service, provider_rpm)
 
 
 def step(
@@ -157,11 +162,46 @@ def spikes(
     )
 
 
+def model_bound(
+    *,
+    seed: int = 4,
+    base: float = 3.0,
+    burst: float = 15.0,
+    rpm: int = 480,
+    before: int = 300,
+    length: int = 300,
+    after: int = 900,
+) -> Trace:
+    """Agent work bound by the model: one call per task, 1-10 s model latency (uniform), and
+    a provider that serves `rpm` calls a minute (more get 429 + Retry-After). The burst asks
+    for more than the provider serves, so more workers only add 429s."""
+
+    def rate(second: int) -> float:
+        return burst if before <= second < before + length else base
+
+    def latency(rng: random.Random, mean: float) -> float:
+        return rng.uniform(1.0, 10.0)
+
+    return build(
+        name="model",
+        description=f"{base:.0f}/s, {burst:.0f}/s for {length}s, {base:.0f}/s; 1-10 s model "
+        f"calls, provider {rpm} RPM ({rpm / 60:.0f}/s)",
+        rate=rate,
+        duration=before + length + after,
+        seed=seed,
+        service=latency,
+        mean_service=5.5,
+        scale_rate=False,
+        provider_rpm=rpm,
+    )
+
+
 def all_traces(*, seed: int = 0, mean_service: float = MEAN_SERVICE_SECONDS) -> list[Trace]:
-    """The three traces; `seed` 0 is the published run, others replay new random draws."""
+    """The four traces; `seed` 0 is the published run, others replay new random draws."""
     base = 11 * seed
     return [
         step(seed=base + 1, mean_service=mean_service),
         diurnal(seed=base + 2, mean_service=mean_service),
         spikes(seed=base + 3, mean_service=mean_service),
+        model_bound(seed=base + 4),
     ]

@@ -149,11 +149,13 @@ def _provider_cap(
     Limited: at least `provider_min_refused` calls, and `provider_refused_fraction` of the
     attempts, were refused in the signal window (429/503 from the provider, or the own rpm/tpm
     limiter). More workers would then only add refusals, so the cap is the replicas the work
-    that still gets through keeps busy: the in-flight tasks of the window (a refused task is
-    put back, it holds no slot) or the seconds the successful calls took, whichever is more,
-    over the concurrency; at most `max_replicas_when_limited`. Once no call was refused for
-    `provider_hold_seconds`, the cap grows by a quarter (at least one replica) per poll until
-    it reaches maxReplicas and is dropped, or a new refusal sets it again.
+    that still gets through keeps busy: the seconds the successful calls took per second of
+    the window (how many calls the provider serves at once; without call times, the mean
+    in-flight tasks) over the concurrency; at most `max_replicas_when_limited`. The in-flight
+    count is the fallback only: slots that churn through refused tasks look busy in it. Once
+    no call was refused for `provider_hold_seconds`, the cap grows by a quarter (at least one
+    replica) per poll until it reaches maxReplicas and is dropped, or a new refusal sets it
+    again.
     """
     cleared = dataclasses.replace(history, provider_cap=None, provider_limited_at=None)
     if not policy.provider_aware:
@@ -167,10 +169,12 @@ def _provider_cap(
         refused >= policy.provider_min_refused
         and refused >= policy.provider_refused_fraction * load.attempts
     ):
-        since = fresh.at - load.window_seconds
-        in_flight = _mean(s.in_flight or 0 for s in history.samples if s.at > since)
-        served = load.call_seconds / load.window_seconds if load.window_seconds > 0 else 0.0
-        cap = max(1, math.ceil(max(in_flight, served) / policy.concurrency - 1e-9))
+        if load.call_seconds > 0 and load.window_seconds > 0:
+            busy = load.call_seconds / load.window_seconds  # calls the provider serves at once
+        else:  # no call time reported: the in-flight tasks of the window
+            since = fresh.at - load.window_seconds
+            busy = _mean(s.in_flight or 0 for s in history.samples if s.at > since)
+        cap = max(1, math.ceil(busy / policy.concurrency - 1e-9))
         if policy.max_replicas_when_limited is not None:
             cap = min(cap, policy.max_replicas_when_limited)
         history = dataclasses.replace(history, provider_cap=cap, provider_limited_at=fresh.at)

@@ -89,3 +89,24 @@ def test_equal_delay_finds_a_keda_at_least_as_fast_as_ours(short: autoscale_trac
         threshold, keda = found
         assert keda.p95 <= ours.p95
         assert f"lagThreshold {threshold} " in line
+
+
+def test_model_bound_trace_ours_stays_under_the_provider_limit() -> None:
+    # a short model-bound burst: every task is served by every policy (429s put back, never
+    # lost); KEDA scales on lag into the provider's limit, ours caps at what it serves
+    trace = autoscale_traces.model_bound(before=60, length=120, after=300)
+    results = {p.name: autoscale_sim.simulate(trace, p) for p in autoscale_sim.policies(trace)}
+    for result in results.values():
+        assert result.tasks == len(trace.tasks) > 0
+    assert results["keda"].throttled > 0
+    assert results["ours"].throttled < results["keda"].throttled / 2
+    assert results["ours"].replica_seconds < results["keda"].replica_seconds
+    text = autoscale_sim.table(trace, list(results.values()))
+    assert "429s" in text
+    assert text.splitlines()[-2].startswith(("PASS model", "FAIL model"))
+
+
+def test_provider_token_bucket_admits_its_rate() -> None:
+    provider = autoscale_sim.Provider(rpm=120)  # 2/s, 20 in the bucket
+    admitted = sum(provider.admit(t / 10) for t in range(600))  # 10 calls/s for 60 s
+    assert 20 + 2 * 59 <= admitted <= 20 + 2 * 60 + 1
