@@ -35,6 +35,7 @@ class Stack:
             # Keys off: the benchmarks measure the task path (bench/auth_overhead.py measures
             # what a key check and the rate limiter add per request).
             "API_AUTH": "off",
+            "AGENTPROD_TEST_AGENTS": "true",  # the benches run the echo and sleep agents
         } | extra
 
     def pipeline(self) -> tuple[str, str]:

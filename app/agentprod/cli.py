@@ -43,6 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             key_ids=args.key_ids,
             as_json=args.json,
         )
+    if args.command in ("worker", "dev"):
+        try:
+            runtime.check_agent(settings)
+        except ConfigurationError as error:
+            print(f"agentprod: {error}", file=sys.stderr)
+            return 2
     if args.command == "dlq":
         from agentprod import dlq
 
@@ -84,7 +90,13 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["api_host"] = "127.0.0.1"
     if args.command == "dev" and "API_AUTH" not in os.environ:
         overrides |= {"api_auth": "off", "api_docs": "public", "api_metrics": "public"}
+    if args.command == "dev" and not _env_set("AGENTPROD_TEST_AGENTS"):
+        overrides["test_agents"] = True  # the playground offers echo and sleep
     return load_settings(**overrides)
+
+
+def _env_set(name: str) -> bool:
+    return any(key.upper() == name for key in os.environ)
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from agentprod import decisions, metrics
+from agentprod.agents import registry
 from agentprod.agents.base import AgentTask, PermanentAgentError, RetryLater
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
@@ -205,7 +206,22 @@ class Handler:
     async def _call_agent(
         self, name: str | None, task: AgentTask, deadline_at: float | None
     ) -> object:
-        agent = self._agents.get(name)
+        try:
+            params = self._agents.params(name, task.metadata)
+        except ValidationError as error:  # the API refuses these; an old or forged message
+            raise PermanentAgentError(
+                f"invalid parameters: {registry.describe(error, prefix='metadata.')}"
+            ) from None
+        except registry.DisabledAgent as error:
+            raise PermanentAgentError(str(error)) from None
+        task = dataclasses.replace(task, params=params)
+        try:
+            agent = self._agents.get(name)
+        except ValidationError as error:
+            raise PermanentAgentError(
+                f"invalid AGENT_CONFIG for agent {self._agents.name_of(name)}: "
+                f"{registry.describe(error)}"
+            ) from None
         budget = decisions.run_budget(
             timeout_seconds=self._options.task_timeout_seconds,
             deadline_left_seconds=None if deadline_at is None else deadline_at - self._clock(),

@@ -16,15 +16,17 @@ import prometheus_client
 import uvicorn
 import uvloop
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from agentprod import dead_letters, health, keys
 from agentprod import store as stores
+from agentprod.agents import registry
 from agentprod.agents.registry import AgentPool
 from agentprod.api import Services, create_app
 from agentprod.broker import rocketmq
 from agentprod.broker.base import Consumer, Publisher
 from agentprod.broker.memory import MemoryBroker
-from agentprod.settings import Settings
+from agentprod.settings import ConfigurationError, Settings
 from agentprod.worker import Worker, WorkerOptions
 
 log = logging.getLogger(__name__)
@@ -186,13 +188,38 @@ async def _worker_main(settings: Settings) -> int:
     return 0
 
 
+def agent_pool(settings: Settings, **runtime_config: Any) -> AgentPool:
+    """The worker's agents, with the default one built: a bad AGENT or AGENT_CONFIG raises
+    `ConfigurationError` naming the variable (at start, not on the first task)."""
+    name = settings.agent
+    try:
+        agents = AgentPool(
+            default=name,
+            config=settings.agent_config | runtime_config,
+            test_agents=settings.test_agents,
+        )
+        agents.get(None)
+    except (registry.UnknownAgent, registry.DisabledAgent) as error:
+        raise ConfigurationError(f"invalid configuration: AGENT: {error}") from None
+    except ValidationError as error:
+        raise ConfigurationError(
+            f"invalid configuration: AGENT_CONFIG (for agent {name}): {registry.describe(error)}"
+        ) from None
+    except ValueError as error:  # the agent refused its configuration (e.g. a model setting)
+        raise ConfigurationError(f"invalid configuration for AGENT={name}: {error}") from None
+    return agents
+
+
+def check_agent(settings: Settings) -> None:
+    """Fail fast (ConfigurationError) when AGENT/AGENT_CONFIG cannot make the worker's agent."""
+    agent_pool(settings)
+
+
 def _worker(
     settings: Settings, *, consumer: Consumer, publisher: Publisher, store: stores.TaskStore
 ) -> Worker:
     # The LLM agents share the store's Redis pool (real, or the embedded one of `agentprod dev`).
-    config = settings.agent_config | {"redis_client": store.client}
-    agents = AgentPool(default=settings.agent, config=config)
-    agents.get(None)  # fail at start, not on the first task, when AGENT is unknown
+    agents = agent_pool(settings, redis_client=store.client)
     return Worker(
         consumer=consumer,
         publisher=publisher,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from agentprod.tenancy import parse_rate
@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     agent: str = "tagger"
     #: JSON object handed to the agent factory (`AGENT_CONFIG='{"seconds": 0.02}'`).
     agent_config: dict[str, Any] = Field(default_factory=dict)
+    #: Enable the test agents (`echo`, `sleep`): for tests and benchmarks, never production.
+    test_agents: bool = Field(
+        default=False, validation_alias=AliasChoices("agentprod_test_agents", "test_agents")
+    )
 
     # Worker.
     worker_concurrency: int = Field(default=8, ge=1, le=1024)

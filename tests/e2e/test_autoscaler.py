@@ -92,6 +92,7 @@ def test_scales_up_on_lag_and_back_to_zero(
         "MQ_TOPIC_RESULT": cluster.result_topic,
         "MQ_GROUP_AGENT": cluster.group,
         "AGENT": "echo",
+        "AGENTPROD_TEST_AGENTS": "true",
         "WORKER_CONCURRENCY": "32",
         "LOG_LEVEL": "WARNING",
     }

@@ -65,6 +65,9 @@ def helm_values() -> list[str]:
         "api.replicaCount": "1",
         "redis.dev.enabled": "true",
         "rocketmq.dev.enabled": "true",
+        # The API accepts tasks for the sleep agent (the workers enable it through worker.env).
+        "api.env[0].name": "AGENTPROD_TEST_AGENTS",
+        "api.env[0].value": "true",
     }
     sets = {"fullnameOverride": RELEASE}
     for key, image in (
@@ -263,6 +266,8 @@ def example_pipeline(**scaling: int) -> dict[str, Any]:
     body: dict[str, Any] = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text()))
     body["metadata"]["namespace"] = NS
     body["spec"]["worker"] |= {"image": APP_IMAGE, "imagePullPolicy": "Never"}
+    worker_env = body["spec"]["worker"].setdefault("env", [])
+    worker_env.append({"name": "AGENTPROD_TEST_AGENTS", "value": "true"})  # the sleep tasks
     body["spec"]["scaling"] |= {
         "pollSeconds": 2,
         "cooldownSeconds": 20,

@@ -19,18 +19,22 @@ import time
 from typing import Any
 
 from agentprod.agents import llm_support
-from agentprod.agents.base import AgentTask
+from agentprod.agents.base import AgentTask, DeclaredAgent, agent_config
 from agentprod.llm import routing
 from agentprod.llm.client import ChatRequest
 from agentprod.llm.config import Tier
 from agentprod.models import JSON
 
 DEFAULT_SYSTEM = "You are a helpful assistant. Answer briefly and accurately."
-MAX_TOKENS_CAP = 8192
+MAX_TOKENS_CAP = llm_support.MAX_TOKENS_CAP
 
 
-class ChatAgent:
+class ChatAgent(DeclaredAgent):
+    Config = llm_support.LLMAgentConfig
+    Params = llm_support.ChatParams
+
     def __init__(self, config: dict[str, Any]) -> None:
+        agent_config(llm_support.LLMAgentConfig, config)
         self._services = llm_support.ServiceHolder(config)
 
     async def run(self, task: AgentTask) -> JSON:
@@ -39,32 +43,32 @@ class ChatAgent:
             service = await self._services.get()
             settings = service.settings
             async with asyncio.timeout(settings.llm_task_deadline_seconds):
-                meta = task.metadata
+                params = task.params_as(llm_support.ChatParams)
                 chosen = routing.route(
                     task.content,
                     agent="chat",
                     fast_model=settings.model_for(Tier.FAST) or "",
                     strong_model=settings.model_for(Tier.STRONG) or "",
-                    requested_model=llm_support.option_str(meta, "model"),
-                    task_type=llm_support.option_str(meta, "task_type"),
+                    requested_model=llm_support.blank_to_none(params.model),
+                    task_type=llm_support.blank_to_none(params.task_type),
                 )
                 request = ChatRequest(
                     model=chosen.model,
                     messages=[
                         {
                             "role": "system",
-                            "content": llm_support.option_str(meta, "system") or DEFAULT_SYSTEM,
+                            "content": params.system or DEFAULT_SYSTEM,
                         },
                         {"role": "user", "content": task.content},
                     ],
-                    temperature=llm_support.option_float(
-                        meta, "temperature", settings.llm_temperature
+                    temperature=(
+                        settings.llm_temperature
+                        if params.temperature is None
+                        else params.temperature
                     ),
-                    max_tokens=llm_support.option_int(
-                        meta, "max_tokens", settings.llm_max_tokens, high=MAX_TOKENS_CAP
-                    ),
+                    max_tokens=params.max_tokens or settings.llm_max_tokens,
                 )
-                cache_flag = meta.get("cache")
+                cache_flag = params.cache
                 result = await service.call(
                     request,
                     tenant=task.tenant,

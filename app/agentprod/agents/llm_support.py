@@ -14,15 +14,87 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from agentprod import store as stores
-from agentprod.agents.base import AgentError, PermanentAgentError, RetryLater
+from agentprod.agents.base import (
+    RUNTIME_KEYS,
+    AgentError,
+    AgentParams,
+    PermanentAgentError,
+    RetryLater,
+)
 from agentprod.llm import limits, routing
 from agentprod.llm.calling import LLMService
 from agentprod.llm.client import ProviderRejected, ProviderRetryLater, ProviderTransient
 from agentprod.llm.config import LLMSettings, NotConfigured, load_llm_settings
 from agentprod.settings import load_settings
+
+MAX_TOKENS_CAP = 8192
+MAX_SYSTEM_CHARS = 32_768
+
+#: A request option: surrounding blanks dropped; blank means "not given".
+Option = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256, strict=True)]
+
+
+class LLMAgentConfig(BaseModel):
+    """AGENT_CONFIG of the model-calling agents: `redis_url` and any model setting by its
+    field name (`{"llm_max_tokens": 64}`); other keys are refused."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    #: The keys it takes besides its fields (for the registry's sharing of AGENT_CONFIG).
+    extra_keys: ClassVar[frozenset[str]] = frozenset(LLMSettings.model_fields)
+
+    redis_url: str | None = Field(default=None, strict=True)
+
+    @model_validator(mode="after")
+    def _model_settings(self) -> LLMAgentConfig:
+        given = self.model_extra or {}
+        unknown = sorted(set(given) - set(LLMSettings.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown key {', '.join(unknown)}: allowed are redis_url and the model "
+                f"settings ({', '.join(sorted(LLMSettings.model_fields))})"
+            )
+        load_llm_settings(**given)  # a bad value raises ValueError naming the setting
+        return self
+
+
+class RouteParams(AgentParams):
+    """Per-task options of every model-calling agent (metadata keys)."""
+
+    model: Option | None = Field(
+        default=None, description="a configured model id (overrides the routing)"
+    )
+    task_type: Option | None = Field(
+        default=None, description="simple/fast or complex/strong/reasoning picks the tier"
+    )
+
+
+class ChatParams(RouteParams):
+    system: (
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, max_length=MAX_SYSTEM_CHARS, strict=True)
+        ]
+        | None
+    ) = Field(default=None, description="the system prompt")
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, strict=True, allow_inf_nan=False, description="0 to 2"
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=MAX_TOKENS_CAP, strict=True, description="answer length cap"
+    )
+    cache: bool | None = Field(
+        default=None,
+        strict=True,
+        description="true: cache even a non-deterministic request; false: bypass the cache",
+    )
+
+
+def blank_to_none(value: str | None) -> str | None:
+    return value or None
 
 
 def redis_for(config: dict[str, Any]) -> Any:
@@ -64,7 +136,9 @@ class ServiceHolder:
 def _llm_overrides(config: dict[str, Any]) -> dict[str, Any]:
     """AGENT_CONFIG keys that name LLMSettings fields (`{"llm_max_tokens": 64}`) win."""
     fields = LLMSettings.model_fields
-    return {key: value for key, value in config.items() if key in fields}
+    return {
+        key: value for key, value in config.items() if key in fields and key not in RUNTIME_KEYS
+    }
 
 
 @contextlib.asynccontextmanager
@@ -86,20 +160,3 @@ async def translated_errors() -> AsyncIterator[None]:
         raise AgentError("task deadline exceeded (LLM_TASK_DEADLINE_SECONDS)") from error
 
 
-def option_str(metadata: dict[str, Any], name: str) -> str | None:
-    value = metadata.get(name)
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def option_float(metadata: dict[str, Any], name: str, default: float) -> float:
-    value = metadata.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return default
-    return float(value)
-
-
-def option_int(metadata: dict[str, Any], name: str, default: int, *, high: int) -> int:
-    value = metadata.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-        return default
-    return value

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from agentprod.agents import llm_support
-from agentprod.agents.base import AgentTask
+from agentprod.agents.base import AgentTask, DeclaredAgent, agent_config
 from agentprod.llm import costs, plans, routing, tools
 from agentprod.llm.calling import CallResult, LLMService
 from agentprod.llm.client import ChatRequest
@@ -39,8 +39,12 @@ ANSWER_SYSTEM = (
 DIRECT_SYSTEM = "You are a helpful assistant. Answer briefly and accurately."
 
 
-class PlannerAgent:
+class PlannerAgent(DeclaredAgent):
+    Config = llm_support.LLMAgentConfig
+    Params = llm_support.RouteParams
+
     def __init__(self, config: dict[str, Any]) -> None:
+        agent_config(llm_support.LLMAgentConfig, config)
         self._services = llm_support.ServiceHolder(config)
         self._toolbox = tools.default_toolbox(self._services.settings)
 
@@ -55,15 +59,15 @@ class PlannerAgent:
 
     async def _run(self, service: LLMService, task: AgentTask) -> dict[str, Any]:
         settings = service.settings
-        meta = task.metadata
+        params = task.params_as(llm_support.RouteParams)
         tenant = task.tenant
         chosen = routing.route(
             task.content,
             agent="planner",
             fast_model=settings.model_for(Tier.FAST) or "",
             strong_model=settings.model_for(Tier.STRONG) or "",
-            requested_model=llm_support.option_str(meta, "model"),
-            task_type=llm_support.option_str(meta, "task_type"),
+            requested_model=llm_support.blank_to_none(params.model),
+            task_type=llm_support.blank_to_none(params.task_type),
         )
         calls: list[tuple[str, CallResult]] = []
         names = self._toolbox.names

@@ -1,8 +1,9 @@
 """`sleep`: waits, then answers — a stand-in for a slow LLM call in tests and benchmarks.
 
-Config `seconds` (default 0.02) sets the wait; a task's metadata may override it with
-`sleep_seconds`, and `fail_attempts: N` makes its first N attempts raise `AgentError` so retry
-and redelivery paths can be exercised end to end.
+A test agent: off unless AGENTPROD_TEST_AGENTS is set. Config `seconds` (default 0.02) sets
+the wait; a task's metadata may override it with `sleep_seconds` (0 to 600), and
+`fail_attempts: N` (0 to 100) makes its first N attempts raise `AgentError` so retry and
+redelivery paths can be exercised end to end.
 """
 
 from __future__ import annotations
@@ -10,19 +11,60 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agentprod.agents.base import AgentError, AgentTask
+from pydantic import Field
+
+from agentprod.agents.base import (
+    AgentConfig,
+    AgentError,
+    AgentParams,
+    AgentTask,
+    DeclaredAgent,
+    agent_config,
+)
 from agentprod.models import JSON
 
 DEFAULT_SECONDS = 0.02
+#: The longest wait a task may ask for (a worker slot is held meanwhile).
+MAX_SECONDS = 600.0
+MAX_FAIL_ATTEMPTS = 100
 
 
-class SleepAgent:
+class SleepConfig(AgentConfig):
+    seconds: float = Field(
+        default=DEFAULT_SECONDS, ge=0, le=MAX_SECONDS, strict=True, allow_inf_nan=False
+    )
+
+
+class SleepParams(AgentParams):
+    sleep_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        strict=True,
+        allow_inf_nan=False,
+        description="seconds to wait (overrides the config's `seconds`)",
+    )
+    fail_attempts: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_FAIL_ATTEMPTS,
+        strict=True,
+        description="the first N attempts fail with a retryable error",
+    )
+
+
+class SleepAgent(DeclaredAgent):
+    Config = SleepConfig
+    Params = SleepParams
+    test_only = True
+
     def __init__(self, config: dict[str, Any]) -> None:
-        self._seconds = float(config.get("seconds", DEFAULT_SECONDS))
+        self._seconds = agent_config(SleepConfig, config).seconds
 
     async def run(self, task: AgentTask) -> JSON:
-        seconds = float(task.metadata.get("sleep_seconds", self._seconds))
+        params = task.params_as(SleepParams)
+        seconds = self._seconds if params.sleep_seconds is None else params.sleep_seconds
         await asyncio.sleep(seconds)
-        if task.attempt <= int(task.metadata.get("fail_attempts", 0)):
+        if task.attempt <= params.fail_attempts:
             raise AgentError(f"planned failure on attempt {task.attempt}")
         return {"slept_seconds": seconds, "attempt": task.attempt}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentprod.agents.base import AgentTask
+from agentprod.agents.base import AgentConfig, AgentParams, AgentTask, DeclaredAgent, agent_config
 from agentprod.models import JSON
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -60,9 +60,22 @@ def tag(content: str) -> dict[str, JSON]:
     }
 
 
-class TaggerAgent:
+class TaggerConfig(AgentConfig):
+    pass
+
+
+class TaggerParams(AgentParams):
+    pass
+
+
+class TaggerAgent(DeclaredAgent):
+    """No config, no parameters: the content alone decides."""
+
+    Config = TaggerConfig
+    Params = TaggerParams
+
     def __init__(self, config: dict[str, Any]) -> None:
-        del config
+        agent_config(TaggerConfig, config)
 
     async def run(self, task: AgentTask) -> JSON:
         return tag(task.content)
