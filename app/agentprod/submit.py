@@ -1,10 +1,16 @@
-"""`agentprod submit`: post a task to a running API and wait for its outcome, showing progress."""
+"""`agentprod submit`: post a task to a running API and wait for its outcome, showing progress.
+
+Every failure of the HTTP exchange is a `SubmitError` whose message names the URL (and the
+`--url` flag when the address itself is the problem): the CLI prints it and exits 2.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 import httpx
@@ -17,6 +23,36 @@ class SubmitError(RuntimeError):
     pass
 
 
+@contextlib.contextmanager
+def _translated(url: str) -> Iterator[None]:
+    """HTTP, connection and decoding failures → SubmitError naming the URL."""
+    try:
+        yield
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
+        raise SubmitError(f"--url {url!r} is not a usable http(s) URL: {error}") from None
+    except httpx.TimeoutException as error:
+        raise SubmitError(f"{url} did not answer in time: {type(error).__name__}") from None
+    except httpx.TransportError as error:
+        raise SubmitError(
+            f"cannot reach {url} (--url or AGENTPROD_URL): {error or type(error).__name__}"
+        ) from None
+    except httpx.HTTPError as error:
+        raise SubmitError(f"{url}: {error}") from None
+
+
+def _json(answer: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise SubmitError(
+            f"{what} at {answer.request.url} answered {answer.status_code} with no JSON object "
+            f"(is --url an agentprod API?): {answer.text[:200]!r}"
+        )
+    return body
+
+
 def submit(
     *,
     url: str,
@@ -27,7 +63,7 @@ def submit(
     wait: bool,
     api_key: str | None = None,
     timeout: float,
-    progress: TextIO = sys.stderr,
+    progress: TextIO | None = None,
 ) -> dict[str, Any]:
     """Post the task; with `wait`, poll until done/failed (or `timeout`) and return its view."""
     body: dict[str, Any] = {"user_id": user_id, "content": content}
@@ -35,11 +71,11 @@ def submit(
         body["agent"] = agent
     auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    with httpx.Client(base_url=url.rstrip("/"), timeout=10.0, headers=auth) as client:
-        try:
-            answer = client.post("/tasks", json=body, headers=headers)
-        except httpx.HTTPError as error:
-            raise SubmitError(f"cannot reach {url}: {error}") from error
+    with (
+        _translated(url),
+        httpx.Client(base_url=url.rstrip("/"), timeout=10.0, headers=auth) as client,
+    ):
+        answer = client.post("/tasks", json=body, headers=headers)
         if answer.status_code == 401:
             raise SubmitError(
                 f"POST /tasks answered 401: {answer.text} "
@@ -47,10 +83,13 @@ def submit(
             )
         if answer.status_code != 202:
             raise SubmitError(f"POST /tasks answered {answer.status_code}: {answer.text}")
-        accepted: dict[str, Any] = answer.json()
+        accepted = _json(answer, "POST /tasks")
+        task_id = accepted.get("task_id")
+        if not isinstance(task_id, str):
+            raise SubmitError(f"POST /tasks answered 202 without a task_id: {answer.text}")
         if not wait:
             return accepted
-        return _wait(client, accepted["task_id"], timeout=timeout, progress=progress)
+        return _wait(client, task_id, timeout=timeout, progress=progress or sys.stderr)
 
 
 def _wait(
@@ -60,8 +99,11 @@ def _wait(
     started = time.monotonic()
     last_status = None
     for frame in itertools.cycle(SPINNER):
-        view: dict[str, Any] = client.get(f"/tasks/{task_id}").raise_for_status().json()
-        status = view["status"]
+        answer = client.get(f"/tasks/{task_id}")
+        if answer.status_code != 200:
+            raise SubmitError(f"GET /tasks/{task_id} answered {answer.status_code}: {answer.text}")
+        view = _json(answer, f"GET /tasks/{task_id}")
+        status = str(view.get("status"))
         elapsed = time.monotonic() - started
         if interactive:
             progress.write(f"\r{frame} {task_id} {status:<8} {elapsed:5.1f}s")
