@@ -158,5 +158,3 @@ async def translated_errors() -> AsyncIterator[None]:
         raise PermanentAgentError(str(error)) from error
     except TimeoutError as error:
         raise AgentError("task deadline exceeded (LLM_TASK_DEADLINE_SECONDS)") from error
-
-

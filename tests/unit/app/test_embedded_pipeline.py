@@ -18,7 +18,7 @@ import orjson
 import pytest
 from agentprod import store as stores
 from agentprod.agents.registry import AgentPool
-from agentprod.api import Services, create_app, tasks
+from agentprod.api import Services, create_app, identity, tasks
 from agentprod.broker.base import Outgoing
 from agentprod.broker.memory import MemoryBroker
 from agentprod.models import TaskAccepted, TaskRequest
@@ -184,7 +184,7 @@ async def test_a_message_with_bad_parameters_fails_at_once(
     """A message the API would refuse (an old one, or sent around the API) is not retried: the
     task fails on its first attempt with the parameter named."""
     body = TaskRequest(user_id="u", content="x", agent="sleep", metadata=metadata | {"note": 1})
-    accepted = await tasks.accept(stack.services, body, None)
+    accepted = await tasks.accept(stack.services, body, None, identity.Caller())
     assert isinstance(accepted, TaskAccepted)
     view = await stack.wait_finished(accepted.task_id)
     assert (view["status"], view["attempts"]) == ("failed", 1)
