@@ -1,8 +1,12 @@
 """Generate the AgentPipeline CRD from the spec models (`specs`), as a plain dict.
 
 The pydantic JSON schema is turned into a Kubernetes structural schema: references inlined,
-optional fields unwrapped, free-form objects marked `x-kubernetes-preserve-unknown-fields`, and
-the CEL rules of `specs.VALIDATIONS` attached. `crds/agentpipelines.agentprod.io.yaml` is this
+optional fields unwrapped, maps typed by their values (`additionalProperties`, keys checked by
+CEL), quantities `x-kubernetes-int-or-string` with the quantity pattern, and the CEL rules of
+`specs.VALIDATIONS` / `specs.NESTED_VALIDATIONS` attached. Every object of the spec declares its
+fields, so the API server prunes an unknown field (and refuses it under strict field
+validation, kubectl's default); the one free-form object is `agent.config` (the agent's own
+configuration, checked by the worker at start). `crds/agentpipelines.agentprod.io.yaml` is this
 function's output (a unit test fails when they differ); `agentprod-operator crd` prints it.
 """
 
@@ -34,6 +38,13 @@ _KEPT = {
     "enum",
     "minItems",
     "maxItems",
+    "maxProperties",
+}
+#: Free-form objects: the only places unknown keys are kept.
+FREE_FORM = {("agent", "config")}
+#: List types by path: env variables are keyed by name (a duplicate is refused).
+LIST_TYPES: dict[tuple[str, ...], dict[str, Any]] = {
+    ("worker", "env"): {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
 }
 
 PRINTER_COLUMNS = [
@@ -146,6 +157,8 @@ def _structural(
         target = defs[node["$ref"].rsplit("/", 1)[1]]
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
         return _structural(merged, defs, path=path)
+    if node.get("x-kubernetes-int-or-string"):
+        return _int_or_string(node)
     if "anyOf" in node:  # Optional[X]: X, not required
         options = [option for option in node["anyOf"] if option.get("type") != "null"]
         inner = _structural(options[0], defs, path=path)
@@ -157,9 +170,11 @@ def _structural(
         out["enum"] = [node["const"]]
     if "enum" in node and "type" not in out:
         out["type"] = "string"
+    rules = list(specs.NESTED_VALIDATIONS.get(path, []))
     kind = node.get("type")
     if kind == "object":
         properties = node.get("properties")
+        values = _map_values(node)
         if properties:
             out["properties"] = {
                 name: _structural(child, defs, path=(*path, name))
@@ -167,13 +182,54 @@ def _structural(
             }
             if node.get("required"):
                 out["required"] = list(node["required"])
-        else:
+        elif values is not None:
+            key_pattern, value_schema = values
+            out["additionalProperties"] = _structural(value_schema, defs, path=(*path, "{}"))
+            if key_pattern:
+                rules.append(
+                    {
+                        "rule": f"self.all(k, k.matches({_cel_string(key_pattern)}))",
+                        "message": f"keys must match {key_pattern}",
+                    }
+                )
+        elif path in FREE_FORM:
             out["x-kubernetes-preserve-unknown-fields"] = True
+        else:
+            raise ValueError(f"spec.{'.'.join(path)}: an object without fields (not free-form)")
     elif kind == "array":
-        out["items"] = _structural(node.get("items", {"type": "object"}), defs, path=path)
-        if out["items"].get("type") is None:
-            out["items"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    rules = specs.VALIDATIONS.get(path[-1]) if len(path) == 1 else None
+        out["items"] = _structural(node.get("items", {}), defs, path=(*path, "[]"))
+        out |= LIST_TYPES.get(path, {})
+    if len(path) == 1:
+        rules += specs.VALIDATIONS.get(path[-1], [])
     if rules:
         out["x-kubernetes-validations"] = rules
     return dict(sorted(out.items()))
+
+
+def _map_values(node: dict[str, Any]) -> tuple[str | None, dict[str, Any]] | None:
+    """A dict's (key pattern, value schema), or None for a free-form object."""
+    patterns = node.get("patternProperties")
+    if patterns:
+        ((pattern, values),) = patterns.items()
+        return pattern, values
+    values = node.get("additionalProperties")
+    if isinstance(values, dict) and values:
+        return None, values
+    return None
+
+
+def _int_or_string(node: dict[str, Any]) -> dict[str, Any]:
+    """A quantity: an integer, or a string matching the pattern (checked for strings only)."""
+    out: dict[str, Any] = {
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "x-kubernetes-int-or-string": True,
+    }
+    for option in node.get("anyOf", []):
+        out |= {key: option[key] for key in ("pattern", "maxLength", "minimum") if key in option}
+    if "description" in node:
+        out["description"] = node["description"]
+    return dict(sorted(out.items()))
+
+
+def _cel_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -7,11 +7,35 @@ Field names are the Kubernetes ones (camelCase); descriptions become the CRD's d
 from __future__ import annotations
 
 import enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 NAME_PATTERN = r"^[%a-zA-Z0-9_-]+$"  # RocketMQ topic and group names
+#: A Kubernetes resource quantity (`100m`, `1.5Gi`, `2`, `1e3`), non-negative: the grammar of
+#: k8s.io/apimachinery's resource.Quantity without its sign.
+QUANTITY_PATTERN = (
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+#: A container environment variable name (what the Pod API accepts).
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+#: A resource name (`cpu`, `memory`, `ephemeral-storage`, `nvidia.com/gpu`).
+RESOURCE_NAME_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$"
+)
+MAX_RESOURCES = 16
+MAX_ENV = 128
+
+#: An int-or-string quantity: the CRD marks it `x-kubernetes-int-or-string` (crds.py).
+Quantity = Annotated[
+    Annotated[int, Field(ge=0)]
+    | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)],
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+ResourceName = Annotated[
+    str, StringConstraints(pattern=RESOURCE_NAME_PATTERN, min_length=1, max_length=253)
+]
 
 
 class _Spec(BaseModel):
@@ -132,15 +156,78 @@ class AgentSpec(_Spec):
     )
 
 
+class ResourcesSpec(_Spec):
+    """The worker container's resources (a Pod's `resources`, without `claims`)."""
+
+    requests: dict[ResourceName, Quantity] | None = Field(
+        default=None, max_length=MAX_RESOURCES, description="Requested quantities (cpu: 100m)."
+    )
+    limits: dict[ResourceName, Quantity] | None = Field(
+        default=None, max_length=MAX_RESOURCES, description="Limits (memory: 512Mi)."
+    )
+
+
+class KeyRef(_Spec):
+    name: str = Field(min_length=1, max_length=253, description="Object name.")
+    key: str = Field(min_length=1, max_length=253, description="Key in the object.")
+    optional: bool | None = Field(default=None, description="Allow a missing object or key.")
+
+
+class FieldRef(_Spec):
+    fieldPath: str = Field(min_length=1, max_length=256, description="e.g. metadata.name")
+    apiVersion: str | None = Field(default=None, min_length=1, description="Default v1.")
+
+
+class ResourceFieldRef(_Spec):
+    resource: str = Field(min_length=1, max_length=256, description="e.g. limits.memory")
+    containerName: str | None = Field(default=None, min_length=1)
+    divisor: Quantity | None = Field(default=None, description="Unit of the value (1Mi).")
+
+
+class EnvVarSource(_Spec):
+    """Exactly one source (checked by the API server and here)."""
+
+    secretKeyRef: KeyRef | None = None
+    configMapKeyRef: KeyRef | None = None
+    fieldRef: FieldRef | None = None
+    resourceFieldRef: ResourceFieldRef | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> EnvVarSource:
+        given = [self.secretKeyRef, self.configMapKeyRef, self.fieldRef, self.resourceFieldRef]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError(
+                "valueFrom needs exactly one of secretKeyRef, configMapKeyRef, "
+                "fieldRef, resourceFieldRef"
+            )
+        return self
+
+
+class EnvVar(_Spec):
+    """One container environment variable: a `value` or a `valueFrom`, not both."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME_PATTERN)
+    value: str | None = Field(default=None, max_length=32768)
+    valueFrom: EnvVarSource | None = None
+
+    @model_validator(mode="after")
+    def _value_or_source(self) -> EnvVar:
+        if self.value is not None and self.valueFrom is not None:
+            raise ValueError(f"env {self.name}: value and valueFrom are exclusive")
+        return self
+
+
 class WorkerSpec(_Spec):
     image: str = Field(min_length=1, description="Worker image (agentprod with your agents).")
     imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     concurrency: int = Field(default=8, ge=1, le=1024, description="Tasks per worker at once.")
-    resources: dict[str, Any] = Field(
-        default_factory=dict, description="Container resources (requests/limits)."
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec, description="Container resources (requests/limits)."
     )
-    env: list[dict[str, Any]] = Field(
-        default_factory=list, description="Extra container environment variables."
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=MAX_ENV,
+        description="Extra container environment variables (name + value or valueFrom).",
     )
     terminationGracePeriodSeconds: int = Field(
         default=30, ge=1, le=3600, description="Drain time on scale-in; tasks finish within it."
@@ -205,6 +292,33 @@ class AgentPipelineSpec(_Spec):
         description="Retain keeps topics and group when the pipeline is deleted; Delete removes.",
     )
 
+
+#: CEL rules of nested objects, by their JSON path in the spec (the API server enforces them;
+#: pydantic the same in-process).
+NESTED_VALIDATIONS: dict[tuple[str, ...], list[dict[str, str]]] = {
+    ("worker", "resources"): [
+        {
+            "rule": "!has(self.requests) || !has(self.limits) || self.requests.all(k, "
+            "!(k in self.limits) || "
+            "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",
+            "message": "worker.resources: a request must not exceed its limit",
+        },
+    ],
+    ("worker", "env", "[]"): [
+        {
+            "rule": "!(has(self.value) && has(self.valueFrom))",
+            "message": "env: value and valueFrom are exclusive",
+        },
+    ],
+    ("worker", "env", "[]", "valueFrom"): [
+        {
+            "rule": "[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.fieldRef), "
+            "has(self.resourceFieldRef)].filter(x, x).size() == 1",
+            "message": "valueFrom needs exactly one of secretKeyRef, configMapKeyRef, fieldRef, "
+            "resourceFieldRef",
+        },
+    ],
+}
 
 # CEL rules the API server enforces (pydantic enforces the same in-process).
 VALIDATIONS: dict[str, list[dict[str, str]]] = {

@@ -78,7 +78,8 @@ def worker_env(spec: specs.AgentPipelineSpec) -> list[dict[str, Any]]:
                     },
                 }
             )
-    return env + model_env(spec.agent.models) + list(spec.worker.env)
+    extra = [variable.model_dump(exclude_none=True) for variable in spec.worker.env]
+    return env + model_env(spec.agent.models) + extra
 
 
 def model_env(models: specs.ModelsSpec | None) -> list[dict[str, Any]]:
@@ -127,7 +128,7 @@ def desired_deployment(
         "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
         "livenessProbe": probe | alive | {"failureThreshold": 6},
         "readinessProbe": probe | ready | {"failureThreshold": 2},
-        "resources": spec.worker.resources,
+        "resources": spec.worker.resources.model_dump(exclude_none=True),
         "volumeMounts": [{"name": "tmp", "mountPath": TMP_MOUNT}],
         "securityContext": {
             "allowPrivilegeEscalation": False,

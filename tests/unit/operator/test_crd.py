@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import yaml
-from agentprod_operator import crds
+from agentprod_operator import crds, specs
 from agentprod_operator.cli import main
 
 CRD_FILE = Path(__file__).parents[3] / "crds" / "agentpipelines.agentprod.io.yaml"
@@ -42,9 +42,38 @@ def test_schema_is_structural_with_rules_and_columns() -> None:
 
     def refs(node: object) -> bool:
         if isinstance(node, dict):
+            if node.get("x-kubernetes-int-or-string"):  # the one anyOf a structural schema has
+                return node["anyOf"] != [{"type": "integer"}, {"type": "string"}]
             return "$ref" in node or "anyOf" in node or any(refs(v) for v in node.values())
         if isinstance(node, list):
             return any(refs(v) for v in node)
         return False
 
     assert not refs(spec)
+
+
+def _free_form(node: object, path: str = "spec") -> list[str]:
+    if isinstance(node, dict):
+        found = [path] if node.get("x-kubernetes-preserve-unknown-fields") else []
+        for key in ("properties",):
+            for name, child in node.get(key, {}).items():
+                found += _free_form(child, f"{path}.{name}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                found += _free_form(node[key], f"{path}[]")
+        return found
+    return []
+
+
+def test_only_the_agents_own_config_keeps_unknown_fields() -> None:
+    """Every other object declares its fields: an unknown one is pruned, or refused under
+    strict field validation (kubectl's default)."""
+    version = crds.build_crd()["spec"]["versions"][0]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert _free_form(spec) == ["spec.agent.config"]
+    worker = spec["properties"]["worker"]["properties"]
+    cpu = worker["resources"]["properties"]["requests"]["additionalProperties"]
+    assert cpu["x-kubernetes-int-or-string"] is True
+    assert cpu["pattern"] == specs.QUANTITY_PATTERN
+    assert worker["env"]["x-kubernetes-list-map-keys"] == ["name"]
+    assert worker["env"]["items"]["required"] == ["name"]
