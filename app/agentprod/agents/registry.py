@@ -36,6 +36,7 @@ from agentprod.agents.base import (
     OpenConfig,
     agent_config,
 )
+from agentprod.settings import load_settings
 
 GROUP = "agentprod.agents"
 
@@ -154,9 +155,12 @@ class AgentPool:
     it): a typo fails at start instead of being ignored.
     """
 
-    def __init__(self, *, default: str, config: dict[str, Any], test_agents: bool = False) -> None:
+    def __init__(
+        self, *, default: str, config: dict[str, Any], test_agents: bool | None = None
+    ) -> None:
         self.default = default
-        self.test_agents = test_agents
+        #: Test agents enabled: as given, else the AGENTPROD_TEST_AGENTS setting.
+        self.test_agents = load_settings().test_agents if test_agents is None else test_agents
         self._config = config
         self._agents: dict[str, Agent] = {}
         self._check(default)

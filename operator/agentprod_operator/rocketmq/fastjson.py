@@ -47,12 +47,28 @@ _CONSTANTS: dict[str, JsonValue] = {"true": True, "false": False, "null": None}
 
 
 def loads(data: str | bytes) -> JsonValue:
-    """Parse one JSON document that may use non-string object keys (see module docstring)."""
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    """Parse one JSON document that may use non-string object keys (see module docstring).
+
+    Whatever the input, a document that cannot be parsed raises `FastjsonError` (bad UTF-8,
+    nesting too deep for the parser, an integer too long to convert included).
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise FastjsonError(f"not UTF-8 ({exc.reason})", pos=exc.start) from None
+    try:
+        return _loads(text)
+    except RecursionError:
+        raise FastjsonError("nested too deeply", pos=0) from None
+
+
+def _loads(text: str) -> JsonValue:
     try:
         value: JsonValue = json.loads(text)
     except json.JSONDecodeError:
         pass
+    except ValueError as exc:  # an integer beyond sys.get_int_max_str_digits()
+        raise FastjsonError(str(exc), pos=0) from None
     else:
         return value
     parser = _Parser(text)
@@ -89,7 +105,12 @@ class _Parser:
             if text.startswith(word, pos):
                 return constant, pos + len(word)
         number, end = self.number(pos)
-        return (float(number) if ("." in number or "e" in number.lower()) else int(number)), end
+        if "." in number or "e" in number.lower():
+            return float(number), end
+        try:
+            return int(number), end
+        except ValueError:  # beyond sys.get_int_max_str_digits()
+            raise FastjsonError(f"integer of {len(number)} digits is too long", pos=pos) from None
 
     def string(self, pos: int) -> tuple[str, int]:
         try:

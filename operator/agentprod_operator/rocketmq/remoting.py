@@ -160,7 +160,11 @@ def encode_frame(command: Command) -> bytes:
 
 
 def decode_frame(payload: bytes) -> Command:
-    """Decode a frame without its 4-byte length prefix; JSON or binary (ROCKETMQ) header."""
+    """Decode a frame without its 4-byte length prefix; JSON or binary (ROCKETMQ) header.
+
+    Whatever the bytes, a frame that cannot be decoded raises `ValueError` (never another
+    exception: the connection's reader drops the connection on it).
+    """
     if len(payload) < 4:
         raise ValueError(f"frame of {len(payload)} bytes is shorter than its header mark")
     (mark,) = struct.unpack_from(">i", payload)
@@ -168,25 +172,42 @@ def decode_frame(payload: bytes) -> Command:
     header, body = payload[4 : 4 + header_len], payload[4 + header_len :]
     if len(header) != header_len:
         raise ValueError(f"header of {header_len} bytes overruns a {len(payload)}-byte frame")
-    if ser_type == _JSON:
-        return _decode_json_header(header, body)
-    if ser_type == _ROCKETMQ:
-        return _decode_binary_header(header, body)
+    try:
+        if ser_type == _JSON:
+            return _decode_json_header(header, body)
+        if ser_type == _ROCKETMQ:
+            return _decode_binary_header(header, body)
+    except struct.error as exc:
+        raise ValueError(f"truncated binary header: {exc}") from None
+    except RecursionError:
+        raise ValueError("header nested too deeply") from None
     raise ValueError(f"unknown serialization type {ser_type}")
 
 
+def _header_int(fields: Mapping[str, object], name: str, default: int) -> int:
+    value = fields.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"header field {name} is not an integer: {value!r:.40}")
+    return int(value)  # a non-numeric string raises ValueError too
+
+
 def _decode_json_header(header: bytes, body: bytes) -> Command:
-    fields = json.loads(header)
+    fields = json.loads(header)  # bad UTF-8 or JSON: a ValueError
+    if not isinstance(fields, dict):
+        raise ValueError(f"JSON header is not an object: {type(fields).__name__}")
+    ext = fields.get("extFields") or {}
+    if not isinstance(ext, dict):
+        raise ValueError(f"header field extFields is not an object: {type(ext).__name__}")
     language = fields.get("language")
     return Command(
-        code=int(fields.get("code", -1)),
-        opaque=int(fields.get("opaque", 0)),
-        flag=int(fields.get("flag", 0)),
+        code=_header_int(fields, "code", -1),
+        opaque=_header_int(fields, "opaque", 0),
+        flag=_header_int(fields, "flag", 0),
         remark=str(fields.get("remark") or ""),
-        ext_fields={str(k): str(v) for k, v in (fields.get("extFields") or {}).items()},
+        ext_fields={str(k): str(v) for k, v in ext.items()},
         body=body,
         language=str(language) if language is not None else "JAVA",
-        version=int(fields.get("version", 0)),
+        version=_header_int(fields, "version", 0),
     )
 
 
@@ -195,22 +216,26 @@ def _decode_binary_header(header: bytes, body: bytes) -> Command:
     code, language, version, opaque, flag = struct.unpack_from(">hbhii", header)
     pos = 13
 
-    def text(size_format: str) -> str:
+    def text(size_format: str, limit: int) -> str:
         nonlocal pos
         (size,) = struct.unpack_from(size_format, header, pos)
         pos += struct.calcsize(size_format)
+        if not 0 <= size <= limit - pos:
+            raise ValueError(f"binary header: a {size}-byte string at offset {pos} overruns it")
         value = header[pos : pos + size].decode()
         pos += size
         return value
 
-    remark = text(">i")
+    remark = text(">i", len(header))
     (ext_len,) = struct.unpack_from(">i", header, pos)
     pos += 4
     end = pos + ext_len
+    if not pos <= end <= len(header):
+        raise ValueError(f"binary header: extFields of {ext_len} bytes overrun it")
     ext_fields: dict[str, str] = {}
     while pos < end:
-        key = text(">h")
-        ext_fields[key] = text(">i")
+        key = text(">h", end)
+        ext_fields[key] = text(">i", end)
     known = 0 <= language < len(_LANGUAGES)
     return Command(
         code=code,

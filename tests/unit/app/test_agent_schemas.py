@@ -93,8 +93,8 @@ def test_test_agents_are_off_unless_enabled() -> None:
     assert not registry.is_enabled("sleep", test_agents=False)
     assert not registry.is_enabled("nope", test_agents=True)
     with pytest.raises(registry.DisabledAgent, match="AGENTPROD_TEST_AGENTS"):
-        registry.AgentPool(default="sleep", config={})
-    pool = registry.AgentPool(default="tagger", config={})
+        registry.AgentPool(default="sleep", config={}, test_agents=False)
+    pool = registry.AgentPool(default="tagger", config={}, test_agents=False)
     with pytest.raises(registry.DisabledAgent):
         pool.get("echo")
     with pytest.raises(registry.DisabledAgent):
