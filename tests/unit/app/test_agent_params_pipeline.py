@@ -9,7 +9,10 @@ import pytest
 from agentprod.api import Services, identity, tasks
 from agentprod.models import TaskAccepted, TaskRequest
 
-from tests.unit.app.test_embedded_pipeline import Stack, stack  # noqa: F401 - the fixture
+from tests.unit.app import test_embedded_pipeline as embedded
+from tests.unit.app.test_embedded_pipeline import Stack
+
+stack = embedded.stack  # the fixture: the embedded broker, store, API and worker
 
 
 @pytest.mark.parametrize(
