@@ -14,6 +14,7 @@
 local TERMINAL = {
   NotSupported = true, -- a topic's queue count would decrease: RocketMQ cannot shrink it
   InvalidSpec = true,  -- the spec does not parse: fix it in Git
+  WorkerConfigInvalid = true, -- the worker image refuses agent.name/config
 }
 local PAUSE_ANNOTATION = "agentprod.io/scaling-paused"
 

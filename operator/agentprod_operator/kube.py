@@ -133,6 +133,12 @@ class Kube:
             out[pod.metadata.name] = (pod.metadata.annotations or {}).get(annotation)
         return out
 
+    async def pods(self, *, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        """The pods matching `selector`, as the API returns them (camelCase mappings)."""
+        label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+        listed = await self._core.list_namespaced_pod(namespace, label_selector=label_selector)
+        return [self._api.sanitize_for_serialization(pod) for pod in listed.items]
+
     async def annotate_pod(self, *, namespace: str, name: str, annotations: dict[str, str]) -> None:
         await self._core.patch_namespaced_pod(
             name,

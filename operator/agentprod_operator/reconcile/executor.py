@@ -8,15 +8,20 @@ performs them and reports what happened as a status patch plus the events worth 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from agentprod_operator import conditions, connections, specs
 from agentprod_operator.conditions import Condition
 from agentprod_operator.kube import Kube
-from agentprod_operator.reconcile import plans, workloads
+from agentprod_operator.reconcile import plans, pods, workloads
 from agentprod_operator.rocketmq.admin import RocketMQAdmin
 from agentprod_operator.rocketmq.remoting import RemotingError
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +84,8 @@ async def reconcile(
                 f"worker Deployment {desired['metadata']['name']} {change}",
             )
         )
-    updates.append(_workers_condition(deployment))
+    failure = await _config_failure(kube, name=name, namespace=namespace)
+    updates.append(_workers_condition(deployment, failure))
 
     ready = _ready(updates)
     updates.append(ready)
@@ -168,7 +174,19 @@ async def _ensure_group(
     )
 
 
-def _workers_condition(deployment: dict[str, Any]) -> Condition:
+async def _config_failure(kube: Kube, *, name: str, namespace: str) -> pods.ConfigFailure | None:
+    """Whether the worker pods stop on their configuration (None also when they can't be read)."""
+    try:
+        listed = await kube.pods(namespace=namespace, selector=workloads.selector_labels(name))
+    except ApiException as error:
+        log.warning("worker pods of %s/%s not read: %s", namespace, name, error.reason)
+        return None
+    return pods.config_failure(listed)
+
+
+def _workers_condition(deployment: dict[str, Any], failure: pods.ConfigFailure | None) -> Condition:
+    if failure is not None:
+        return Condition(conditions.WORKERS_READY, False, pods.REASON, failure.message)
     wanted = deployment.get("spec", {}).get("replicas", 0)
     available = (deployment.get("status") or {}).get("availableReplicas", 0) or 0
     if available >= wanted:
@@ -190,12 +208,18 @@ def _ready(updates: list[Condition]) -> Condition:
     """Ready: RocketMQ topics and group match the spec and the Deployment is in place.
 
     Worker availability is reported by WorkersReady on its own: pods may legitimately be
-    scaled to zero or still starting while the pipeline itself is ready to take tasks.
+    scaled to zero or still starting while the pipeline itself is ready to take tasks. Workers
+    that stop on their configuration (an agent the image does not register) block it: no pod
+    of that spec will ever take a task.
     """
     blocking = [
         u
         for u in updates
-        if u.type in (conditions.TOPICS_READY, conditions.GROUP_READY) and not u.status
+        if not u.status
+        and (
+            u.type in (conditions.TOPICS_READY, conditions.GROUP_READY)
+            or (u.type == conditions.WORKERS_READY and u.reason == pods.REASON)
+        )
     ]
     if not blocking:
         return Condition(conditions.READY, True, "Reconciled", "topics, group and workers set up")

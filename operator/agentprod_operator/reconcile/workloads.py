@@ -124,6 +124,9 @@ def desired_deployment(
         "image": spec.worker.image,
         "imagePullPolicy": spec.worker.imagePullPolicy,
         "args": ["worker"],
+        # A worker that stops on its configuration (exit 2, one line naming the variable)
+        # leaves that line in the pod status, where the operator reads it (`pods`).
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "env": worker_env(spec),
         "ports": [{"name": "health", "containerPort": HEALTH_PORT}],
         "livenessProbe": probe | alive | {"failureThreshold": 6},

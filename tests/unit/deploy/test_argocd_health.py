@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "deploy" / "argocd" / "agentpipeline-health.lua"
 CONFIGMAP = ROOT / "deploy" / "argocd" / "argocd-cm.yaml"
 HEALTH_KEY = "resource.customizations.health.agentprod.io_AgentPipeline"
-TERMINAL_REASONS = {"NotSupported", "InvalidSpec"}
+TERMINAL_REASONS = {"NotSupported", "InvalidSpec", "WorkerConfigInvalid"}
 
 
 def health(resource: dict[str, Any]) -> tuple[str, str]:
