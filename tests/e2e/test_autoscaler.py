@@ -3,19 +3,27 @@ scaled to 0), 2,000 messages on the request topic raise the worker Deployment's 
 min(max, ceil(lag / lagPerReplica)) within two polls (through its scale subresource), and the
 status, an Event and the operator's metrics say why; once worker processes (outside the
 cluster, on the same topic and group) drain the backlog it comes back down through the policy
-to `minReplicas: 0`.
+to `minReplicas: 0`. A model provider answering 429 (the tests' loopback model server, real
+`agentprod api` and `agentprod worker` processes running the chat agent) caps the replicas
+(`ProviderLimited`: condition, Event, status.provider, metric) well below what the lag asks,
+and once the provider answers again the cap lifts back to the lag's replicas; every task ends
+`done`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness.apps import AgentprodProcess
 from harness.redis import RedisServer
+from redis import Redis
 
 from tests.e2e.helpers import (
     OPERATOR_METRICS_PORT,
@@ -25,6 +33,8 @@ from tests.e2e.helpers import (
     replicas,
     wait_for,
 )
+from tests.integration.helpers import post_tasks, wait_for_status
+from tests.integration.llm_fakes import FaultyModelServer
 
 MESSAGES = 2000
 MAX_REPLICAS = 8
@@ -125,3 +135,102 @@ def test_scales_up_on_lag_and_back_to_zero(
     finally:
         for worker in workers:
             assert worker.terminate() == 0
+
+
+@pytest.mark.timeout(480)
+def test_a_provider_at_its_limit_caps_the_replicas_until_it_lifts(
+    cluster: Cluster, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    scaling = {
+        "minReplicas": 0,
+        "maxReplicas": MAX_REPLICAS,
+        "lagPerReplica": 10,
+        "pollSeconds": POLL_SECONDS,
+        "cooldownSeconds": 6,
+    }
+    cluster.apply(cluster.manifest(scaling=scaling, redis={"url": redis_server.url}))
+    cluster.wait_condition("price-alerts", "Ready", "True")
+    model = FaultyModelServer()
+    model.start()
+    env = {
+        "REDIS_URL": redis_server.url,
+        "MQ_ENDPOINT": cluster.rocketmq.endpoint,
+        "MQ_NAMESRV": cluster.rocketmq.namesrv_addr,
+        "MQ_TOPIC_REQUEST": cluster.request_topic,
+        "MQ_TOPIC_RESULT": cluster.result_topic,
+        "MQ_GROUP_AGENT": cluster.group,
+        "API_AUTH": "off",
+        "AGENT": "chat",
+        "WORKER_CONCURRENCY": "8",
+        "OPENAI_BASE_URL": model.base_url,
+        "OPENAI_API_KEY": "test",
+        "LLM_MODEL_FAST": "fake-fast",
+        "LLM_CACHE_TTL_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    api = AgentprodProcess(command="api", env=env, log_dir=tmp_path, name="api")
+    worker = AgentprodProcess(command="worker", env=env, log_dir=tmp_path, name="worker")
+    run = uuid.uuid4().hex[:8]
+    try:
+        api.wait_healthy()
+        worker.wait_healthy()
+        # 120 tasks, each refused twice (429 + Retry-After 1 s) before the model answers (the
+        # fixed-width number keeps one prompt from containing another: calls() matches parts)
+        bodies: list[dict[str, object]] = [
+            {"user_id": "u", "content": f"[429x2:1] {run} {i:03d}"} for i in range(120)
+        ]
+        posted = time.monotonic()
+        task_ids = asyncio.run(post_tasks(api.url, bodies))
+        capped = wait_for(
+            lambda: (
+                (status(cluster).get("provider") or {}).get("limited") is True and status(cluster)
+            ),
+            timeout=60,
+            what="status.provider.limited",
+        )
+        cap = capped["provider"]["cap"]
+        assert cap < MAX_REPLICAS, capped  # the lag alone asks for the maximum
+        assert capped["provider"]["throttledPerMinute"] > 0, capped
+        wait_for(lambda: replicas(cluster) <= cap, timeout=30, what=f"replicas capped at {cap}")
+        wait_for(
+            lambda: (
+                (cluster.condition("price-alerts", "ScalingActive") or {}).get("reason")
+                == "ProviderLimited"
+            ),
+            timeout=30,
+            what="ScalingActive reason ProviderLimited",
+        )
+        exported = operator_metrics()
+        labels = f'namespace="{cluster.namespace}",pipeline="price-alerts"'
+        assert f"agentprod_pipeline_provider_limited{{{labels}}} 1.0" in exported
+        events = cluster.plane.kubectl(
+            "get", "events", "-n", cluster.namespace, "-o", "json"
+        ).stdout
+        assert "ProviderLimited" in events
+        # every task gets through its 429s: nothing lost, nothing repeated
+        client = Redis.from_url(redis_server.url, decode_responses=True)
+        seen = wait_for_status(client, task_ids, {"done", "failed"}, timeout=240)
+        assert set(seen) == {"done"}, {s: seen.count(s) for s in set(seen)}
+        refused = sum(len(model.calls(str(body["content"]))) - 1 for body in bodies)
+        assert refused == 2 * len(bodies)  # 2 refusals and one answer per task, no more
+        drained = time.monotonic() - posted
+        # the provider answers again: the cap lifts (the Event), back to what the lag asks
+        wait_for(
+            lambda: (
+                "ProviderLimitLifted"
+                in cluster.plane.kubectl(
+                    "get", "events", "-n", cluster.namespace, "-o", "json"
+                ).stdout
+            ),
+            timeout=120,
+            what="the cap lifted",
+        )
+        print(
+            f"provider cap {cap} (lag alone: {MAX_REPLICAS}); {refused} 429s; "
+            f"{len(bodies)} tasks done {drained:.1f}s after posting",
+            flush=True,
+        )
+    finally:
+        assert worker.terminate() == 0
+        api.terminate()
+        model.stop()
