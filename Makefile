@@ -43,13 +43,17 @@ test: install system-deps lint typecheck
 ## control plane and node (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 ## kubelet, kube-proxy, CoreDNS, kubectl, helm) built with Go, the node's Debian packages
 ## (containerd, runc, CNI plugins, nftables, buildah, debootstrap), the node's images built
-## from the Dockerfiles, and skaffold's JSON schema; cached under $(AGENTPROD_CACHE).
+## from the Dockerfiles, skaffold's JSON schema, the OpenTelemetry Collector (built with
+## Go, for the tracing test) and Debian's chromium (the console's browser test); cached under
+## $(AGENTPROD_CACHE).
 system-deps: install
 	$(HARNESS) deps
 	$(HARNESS) control-plane
 	$(HARNESS) node-deps
 	$(HARNESS) schemas
 	$(HARNESS) llm-deps
+	$(HARNESS) otelcol
+	$(HARNESS) browser
 
 ## Lint, types, import contracts and the unit tests: the quick everyday loop (no servers).
 check: lint typecheck unit

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -13,6 +12,9 @@ from typing import Any
 
 from agentprod import __version__
 from agentprod.settings import ConfigurationError, Settings, load_settings
+
+#: The service name of each server command, in logs and traces (OTEL_SERVICE_NAME wins).
+SERVICES = {"api": "agentprod-api", "worker": "agentprod-worker", "dev": "agentprod-dev"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,9 +27,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"agentprod: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    from agentprod import logs, tracing
+
+    service = SERVICES.get(args.command, "agentprod")
+    default_format = "text" if args.command in ("dev", "dlq") else "json"
+    logs.configure(
+        service=service, level=settings.log_level, fmt=settings.log_format or default_format
     )
+    try:
+        tracing.configure(service)
+    except ValueError as error:
+        print(f"agentprod: {error}", file=sys.stderr)
+        return 2
+
+    try:
+        return _serve(parser, args, settings)
+    finally:
+        tracing.shutdown()  # flush the spans still in the exporter's queue
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
     from agentprod import runtime  # heavy imports only for the server commands
 
     if args.command == "keys":

@@ -22,11 +22,12 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from agentprod import decisions, metrics
+from agentprod import decisions, logs, metrics, tracing
 from agentprod.agents import registry
 from agentprod.agents.base import AgentTask, PermanentAgentError, RetryLater
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
+from agentprod.console import state as console_state
 from agentprod.models import (
     Claim,
     ClaimOutcome,
@@ -106,7 +107,14 @@ class Handler:
             await self._ack(delivery)
             return
         try:
-            await self._process(delivery, message)
+            with (
+                logs.task_scope(message.task_id),
+                tracing.consumer_span(
+                    delivery.properties, message_id=delivery.message_id, attempt=delivery.attempt
+                ),
+            ):
+                tracing.tag_task(message.task_id)
+                await self._process(delivery, message)
         except asyncio.CancelledError:
             raise
         except StoreUnavailable as error:
@@ -151,6 +159,10 @@ class Handler:
             await self._ack(delivery)
 
     async def _claim(self, message: TaskMessage, owner: str) -> Claim:
+        with tracing.span("claim"):
+            return await self._claim_once(message, owner)
+
+    async def _claim_once(self, message: TaskMessage, owner: str) -> Claim:
         return await self._store.claim(
             message.task_id,
             owner=owner,
@@ -226,16 +238,19 @@ class Handler:
             timeout_seconds=self._options.task_timeout_seconds,
             deadline_left_seconds=None if deadline_at is None else deadline_at - self._clock(),
         )
-        if budget.seconds is None:
-            return await agent.run(task)
-        if budget.seconds <= 0:
-            raise PermanentAgentError("deadline exceeded before the task could run")
-        try:
-            return await asyncio.wait_for(agent.run(task), budget.seconds)
-        except TimeoutError:
-            if budget.by_deadline:  # retrying cannot help: the task's time is up
-                raise PermanentAgentError("deadline exceeded while running") from None
-            raise
+        with tracing.span(
+            f"agent {name or 'default'}", attributes={"agentprod.attempt": task.attempt}
+        ):
+            if budget.seconds is None:
+                return await agent.run(task)
+            if budget.seconds <= 0:
+                raise PermanentAgentError("deadline exceeded before the task could run")
+            try:
+                return await asyncio.wait_for(agent.run(task), budget.seconds)
+            except TimeoutError:
+                if budget.by_deadline:  # retrying cannot help: the task's time is up
+                    raise PermanentAgentError("deadline exceeded while running") from None
+                raise
 
     async def _failed(self, attempt: Attempt, error: Exception) -> None:
         text = f"{type(error).__name__}: {error}"
@@ -279,15 +294,18 @@ class Handler:
         """Store the outcome, publish it, then ack — in that order, so nothing is lost."""
         now = self._clock()
         message = attempt.message
-        stored = await self._store.finish(
-            message.task_id,
-            owner=attempt.owner,
-            status=status,
-            result=result,
-            error=error,
-            now=now,
-            ttl_seconds=self._options.result_ttl_seconds,
-        )
+        with tracing.span("store result", attributes={"agentprod.status": status.value}):
+            stored = await self._store.finish(
+                message.task_id,
+                owner=attempt.owner,
+                status=status,
+                result=result,
+                error=error,
+                now=now,
+                ttl_seconds=self._options.result_ttl_seconds,
+            )
+        if status is TaskStatus.FAILED:
+            tracing.failed(error or "failed")
         if stored:
             metrics.TASKS_FINISHED.labels(status=status.value).inc()
             # Built from what this worker just stored: no read-back on the hot path.
@@ -301,6 +319,9 @@ class Handler:
                     attempts=attempt.number,
                     finished_at=from_epoch(now),
                 )
+            )
+            await console_state.remember_finished(  # the console's list (best effort)
+                self._store.client, tenant=message.tenant, task_id=message.task_id, at=now
             )
         else:
             log.warning(
@@ -316,7 +337,7 @@ class Handler:
 
     async def _publish(self, outgoing: ResultMessage) -> None:
         task_id = outgoing.task_id
-        await self._publisher.send(
+        await self._publisher.send(  # the publisher adds the trace context
             Outgoing(
                 topic=self._options.result_topic,
                 body=outgoing.encode(),

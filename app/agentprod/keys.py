@@ -91,3 +91,21 @@ def llm_signals(group: str, bucket: int) -> str:
     ok, throttled (provider 429/503), limited (own rpm/tpm limiter refusals), call_ms, tokens.
     The operator's scaler reads the newest buckets to cap replicas (expires after 5 min)."""
     return f"{PREFIX}:llm:signals:{group}:{bucket}"
+
+
+def recent_tasks(tenant: str) -> str:
+    """Sorted set of a tenant's latest task ids, scored by creation time (the console's list;
+    trimmed to `console.state.RECENT_KEPT`)."""
+    return f"{PREFIX}:recent:{len(tenant)}:{tenant}"
+
+
+def pipelines() -> str:
+    """Hash `namespace/name` → the latest JSON snapshot of a pipeline the operator wrote
+    (lag, in-flight, replicas, decision, conditions, dead letters) for the console."""
+    return f"{PREFIX}:pipelines"
+
+
+def pipeline_samples(namespace: str, name: str) -> str:
+    """Stream of a pipeline's snapshots over time, one per scaling pass (the console's chart);
+    capped by length, see `console.state.SAMPLES_KEPT`."""
+    return f"{PREFIX}:pipeline:{namespace}/{name}:samples"

@@ -249,4 +249,5 @@ def _serve(app: FastAPI, settings: Settings, *, port: int) -> None:
         port=port,
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
+        log_config=None,  # uvicorn's loggers go through agentprod.logs (one line format)
     )

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     task_deadline_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
 
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    #: `json` (one object per line with task_id and trace_id, see agentprod.logs) or `text`;
+    #: unset, `agentprod dev` writes text and the servers JSON.
+    log_format: str | None = Field(default=None, pattern="^(json|text)$")
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -169,6 +169,20 @@ def cmd_images() -> None:
         print(f"{image} {archive}")
 
 
+def cmd_browser() -> None:
+    """Debian's chromium for the console's browser test (installed when missing)."""
+    from harness.browser import require_chromium
+
+    print(f"chromium {require_chromium()}")
+
+
+def cmd_otelcol() -> None:
+    """Build (or reuse) the OpenTelemetry Collector the tracing tests export to."""
+    from harness.otelcol import ensure_otelcol
+
+    print(f"otelcol {ensure_otelcol()}")
+
+
 def cmd_control_plane() -> None:
     """Build (or reuse) the cached control-plane binaries and print their folder."""
     from harness.kubernetes import ensure_binaries
@@ -218,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "llm-deps",
             "llm-up",
             "llm-down",
+            "otelcol",
+            "browser",
         ),
     )
     args = parser.parse_args(argv)
@@ -242,6 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_images()
         elif args.command == "node-deps":
             cmd_node_deps()
+        elif args.command == "browser":
+            cmd_browser()
+        elif args.command == "otelcol":
+            cmd_otelcol()
         elif args.command.startswith("llm-"):
             cmd_llm(args.command)
         else:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from agentprod_operator import crds
+
+SERVICE = "agentprod-operator"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(*, namespaces: list[str], clusterwide: bool, liveness: str | None) -> int:
     import kopf
+    from agentprod import logs, tracing
 
     from agentprod_operator import settings
     from agentprod_operator.handlers import build_registry
@@ -63,19 +67,26 @@ def _run(*, namespaces: list[str], clusterwide: bool, liveness: str | None) -> i
     except settings.ConfigurationError as error:
         sys.stderr.write(f"agentprod-operator: {error}\n")
         return 2
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    fmt = os.environ.get("LOG_FORMAT", "json").lower()
+    try:
+        logs.configure(service=SERVICE, level=logging.INFO, fmt=fmt)
+        tracing.configure(SERVICE)
+    except ValueError as error:
+        sys.stderr.write(f"agentprod-operator: {error}\n")
+        return 2
     registry = build_registry(config)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            standalone=True,
-            namespaces=namespaces,
-            clusterwide=clusterwide,
-            liveness_endpoint=liveness,
+    try:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                standalone=True,
+                namespaces=namespaces,
+                clusterwide=clusterwide,
+                liveness_endpoint=liveness,
+            )
         )
-    )
+    finally:
+        tracing.shutdown()
     return 0
 
 

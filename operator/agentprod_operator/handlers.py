@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 import prometheus_client
+from agentprod import tracing
 from pydantic import ValidationError
 
 from agentprod_operator import conditions, connections, crds, kube, specs
@@ -60,7 +61,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.create(*RESOURCE, id="reconcile", registry=registry)
     @kopf.on.update(*RESOURCE, id="reconcile", field="spec", registry=registry)
     async def changed(**kwargs: Any) -> None:
-        await _reconcile(config, force=True, **kwargs)
+        with _reconcile_span(kwargs, trigger="change"):
+            await _reconcile(config, force=True, **kwargs)
 
     @kopf.timer(
         *RESOURCE,
@@ -70,7 +72,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         registry=registry,
     )
     async def periodic(**kwargs: Any) -> None:
-        await _reconcile(config, force=False, **kwargs)
+        with _reconcile_span(kwargs, trigger="timer"):
+            await _reconcile(config, force=False, **kwargs)
 
     @kopf.daemon(
         *RESOURCE, id="autoscale", cancellation_timeout=10, initial_delay=1.0, registry=registry
@@ -98,6 +101,18 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         await _delete(config, **kwargs)
 
     return registry
+
+
+def _reconcile_span(kwargs: dict[str, Any], *, trigger: str) -> Any:
+    """One span per reconcile pass of one pipeline (a root: nothing upstream carries a trace)."""
+    return tracing.span(
+        f"reconcile {kwargs['namespace']}/{kwargs['name']}",
+        attributes={
+            "k8s.namespace.name": kwargs["namespace"],
+            "agentprod.pipeline": kwargs["name"],
+            "agentprod.trigger": trigger,
+        },
+    )
 
 
 async def _reconcile(

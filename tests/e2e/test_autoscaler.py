@@ -53,6 +53,47 @@ def operator_metrics() -> str:
         return str(answer.read().decode())
 
 
+def _console_shows(
+    cluster: Cluster, redis_server: RedisServer, tmp_path: Path, *, lag: int, desired: int
+) -> None:
+    """The web console (an API on the pipeline's Redis, in headless chromium) shows the lag
+    and the replicas the operator just decided; a screenshot goes to .cache/console/."""
+    from harness.browser import launch_flags, require_chromium
+    from playwright.sync_api import expect, sync_playwright
+
+    api = AgentprodProcess(
+        command="api",
+        env={
+            "REDIS_URL": redis_server.url,
+            "MQ_ENDPOINT": cluster.rocketmq.endpoint,
+            "MQ_TOPIC_REQUEST": cluster.request_topic,
+            "API_AUTH": "off",
+        },
+        log_dir=tmp_path,
+        name="console-api",
+    )
+    try:
+        api.wait_healthy()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                user_data_dir=str(tmp_path / "profile"),
+                executable_path=require_chromium(),
+                headless=True,
+                args=launch_flags(),
+            )
+            page = browser.new_page()
+            page.goto(f"{api.url}/console")
+            pipeline = page.locator(f'[data-pipeline="{cluster.namespace}/price-alerts"]')
+            expect(pipeline.locator('[data-field="lag"] b')).to_have_text(str(lag))
+            expect(pipeline.locator('[data-field="replicas"] b')).to_contain_text(f"/ {desired}")
+            shots = Path(__file__).parents[2] / ".cache" / "console"
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "console-pipeline.png"), full_page=True)
+            browser.close()
+    finally:
+        api.terminate()
+
+
 def test_scales_up_on_lag_and_back_to_zero(
     cluster: Cluster, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -94,6 +135,7 @@ def test_scales_up_on_lag_and_back_to_zero(
     assert f"agentprod_pipeline_desired_replicas{{{labels}}} {float(expected)}" in exported
     state = 'agentprod_pipeline_scaling_reason="target"'
     assert f"agentprod_pipeline_scaling_reason{{{state},{labels}}} 1.0" in exported
+    _console_shows(cluster, redis_server, tmp_path, lag=stored, desired=expected)
 
     env = {
         "REDIS_URL": redis_server.url,

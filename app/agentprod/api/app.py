@@ -9,7 +9,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from agentprod.api import chat, docs, errors, probes, tasks
+from agentprod import tracing
+from agentprod.api import chat, console, docs, errors, probes, tasks
 from agentprod.api.middleware import body_limit, response_headers, timing
 from agentprod.api.services import Services
 from agentprod.broker.base import BrokerUnavailable
@@ -73,4 +74,6 @@ def create_app(
     app.include_router(probes.router(services))
     app.include_router(chat.router(services))
     app.include_router(docs.router(app, settings))
+    app.include_router(console.router(services))
+    tracing.instrument_fastapi(app)  # a span per request when OTEL_* turn tracing on
     return app

@@ -35,6 +35,15 @@ class Delivery:
     attempt: int
     key: str
     handle: object
+    #: The message's user properties (`traceparent` among them when tracing is on).
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def with_context(message: Outgoing, context: dict[str, str]) -> Outgoing:
+    """The message carrying the trace context (`traceparent`) among its properties."""
+    if not context:
+        return message
+    return dataclasses.replace(message, properties=context | message.properties)
 
 
 class Publisher(Protocol):

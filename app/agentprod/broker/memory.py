@@ -19,7 +19,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from agentprod.broker.base import BrokerUnavailable, Delivery, Outgoing
+from agentprod import tracing
+from agentprod.broker.base import BrokerUnavailable, Delivery, Outgoing, with_context
 
 BACKLOG_LIMIT = 100_000
 
@@ -30,6 +31,7 @@ class _Entry:
     body: bytes
     key: str
     deliveries: int = 0
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -71,9 +73,13 @@ class MemoryBroker:
         message_id = f"{next(self._ids):016X}"
         groups = self._groups[message.topic]
         if not groups:
-            self._backlog[message.topic].append(_Entry(message_id, message.body, message.key))
+            self._backlog[message.topic].append(
+                _Entry(message_id, message.body, message.key, properties=dict(message.properties))
+            )
         for state in groups.values():
-            state.ready.append(_Entry(message_id, message.body, message.key))
+            state.ready.append(
+                _Entry(message_id, message.body, message.key, properties=dict(message.properties))
+            )
             state.wakeup.set()
         return message_id
 
@@ -127,6 +133,7 @@ class MemoryBroker:
                     attempt=entry.deliveries,
                     key=entry.key,
                     handle=handle,
+                    properties=entry.properties,
                 )
             )
         return taken
@@ -158,7 +165,8 @@ class MemoryPublisher:
         return None
 
     async def send(self, message: Outgoing) -> str:
-        return self._broker.publish(message)
+        with tracing.producer_span(message.topic, message.key) as context:
+            return self._broker.publish(with_context(message, context))
 
     async def check(self) -> None:
         return None

@@ -42,7 +42,8 @@ from rocketmq.grpc_protocol import (
 )
 from rocketmq.v5.util import MessageIdCodec, Misc
 
-from agentprod.broker.base import BrokerUnavailable, Delivery, Outgoing
+from agentprod import tracing
+from agentprod.broker.base import BrokerUnavailable, Delivery, Outgoing, with_context
 from agentprod.broker.batching import GroupCommit
 
 log = logging.getLogger(__name__)
@@ -171,8 +172,9 @@ class RocketMQPublisher:
 
     async def send(self, message: Outgoing) -> str:
         """Publish (possibly batched with concurrent sends to the same topic); the message id."""
-        await self._ensure()
-        return await self._batches.submit(message.topic, message)
+        with tracing.producer_span(message.topic, message.key) as context:
+            await self._ensure()
+            return await self._batches.submit(message.topic, with_context(message, context))
 
     async def _send_batch(self, topic: str, messages: list[Outgoing]) -> list[str]:
         producer = await self._ensure()
@@ -397,4 +399,5 @@ def _delivery(message: Any) -> Delivery:
         attempt=int(message.delivery_attempt or 1),
         key=keys[0] if keys else "",
         handle=message,
+        properties=dict(message.properties or {}),
     )

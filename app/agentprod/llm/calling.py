@@ -13,6 +13,7 @@ import dataclasses
 import time
 from typing import Any
 
+from agentprod import tracing
 from agentprod.llm import caching, costs, limits, signals
 from agentprod.llm.client import (
     ChatRequest,
@@ -81,6 +82,32 @@ class LLMService:
         use_cache: bool = True,
         cache_opt_in: bool = False,
         limit_seconds: float | None = None,
+    ) -> CallResult:
+        with tracing.model_call_span(request.model) as span:
+            result = await self._call(
+                request,
+                tenant=tenant,
+                use_cache=use_cache,
+                cache_opt_in=cache_opt_in,
+                limit_seconds=limit_seconds,
+            )
+            tracing.record_model_call(
+                span,
+                cached=result.cached,
+                input_tokens=result.usage.prompt_tokens if result.usage else None,
+                output_tokens=result.usage.completion_tokens if result.usage else None,
+                cost_usd=result.cost_usd,
+            )
+            return result
+
+    async def _call(
+        self,
+        request: ChatRequest,
+        *,
+        tenant: str,
+        use_cache: bool,
+        cache_opt_in: bool,
+        limit_seconds: float | None,
     ) -> CallResult:
         started = time.perf_counter()
         digest = None

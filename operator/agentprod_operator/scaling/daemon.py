@@ -15,6 +15,8 @@ import time
 from typing import Any
 
 from agentprod import store as stores
+from agentprod import tracing
+from agentprod.console import state as console_state
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from agentprod_operator import conditions, connections, specs
@@ -79,18 +81,22 @@ async def run(
             spec = specs.AgentPipelineSpec.model_validate(dict(spec_view))
             await clients.refresh(kube, namespace=namespace, spec=spec)
             assert clients.admin is not None  # refresh always builds one
-            history = await _poll(
-                client=clients.admin,
-                store=clients.store,
-                name=name,
-                namespace=namespace,
-                body=body,
-                spec=spec,
-                kube=kube,
-                history=history,
-                readings=readings,
-                emit=emit,
-            )
+            with tracing.span(
+                f"scale {namespace}/{name}",
+                attributes={"k8s.namespace.name": namespace, "agentprod.pipeline": name},
+            ):
+                history = await _poll(
+                    client=clients.admin,
+                    store=clients.store,
+                    name=name,
+                    namespace=namespace,
+                    body=body,
+                    spec=spec,
+                    kube=kube,
+                    history=history,
+                    readings=readings,
+                    emit=emit,
+                )
             await stopped.wait(spec.scaling.pollSeconds)
     finally:
         await clients.close()
@@ -123,6 +129,13 @@ async def _poll(
     )
     decision = rules.decide(
         policy=policy, samples=[sample], current_replicas=current, history=history, now=now
+    )
+    tracing.describe_scaling(
+        lag=sample.lag,
+        in_flight=sample.in_flight,
+        current=current,
+        desired=decision.replicas,
+        reason=decision.reason.value,
     )
     labels = {"namespace": namespace, "pipeline": name}
     status = dict(body.get("status") or {})
@@ -164,6 +177,13 @@ async def _poll(
     metrics.CURRENT.labels(**labels).set(current)
     metrics.DECISIONS.labels(**labels, reason=decision.reason.value).inc()
     metrics.REASON.labels(**labels).state(decision.reason.value)
+    if store is not None:  # the console's view of this pass (agentprod.console.state)
+        await console_state.write_pipeline(
+            store.client,
+            namespace=namespace,
+            name=name,
+            snapshot=console_snapshot(patch, status, decision=decision, dead_letters=dead, now=now),
+        )
     return decision.history
 
 
@@ -188,6 +208,32 @@ async def _mark_deletion_costs(
             )
         except ApiException as error:  # the pod went away meanwhile
             log.info("pod %s not annotated: %s", pod, error.reason)
+
+
+def console_snapshot(
+    patch: dict[str, Any],
+    status: dict[str, Any],
+    *,
+    decision: Any,
+    dead_letters: int | None,
+    now: float,
+) -> dict[str, Any]:
+    """What the console shows of one scaling pass (pure)."""
+    return {
+        "at": now,
+        "lag": patch["lag"],
+        "inFlight": patch["inFlight"],
+        "replicas": patch["replicas"],
+        "desiredReplicas": patch["desiredReplicas"],
+        "reason": decision.reason.value,
+        "message": decision.message,
+        "deadLetters": dead_letters,
+        "lastScaleTime": patch.get("lastScaleTime", status.get("lastScaleTime")),
+        "conditions": [
+            {k: c.get(k) for k in ("type", "status", "reason", "message")}
+            for c in status.get("conditions") or []
+        ],
+    }
 
 
 def _provider_status(

@@ -16,6 +16,11 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'"
 #: Swagger UI and ReDoc load their script and style from jsDelivr; the page's own init script
 #: is allowed by its hash (`docs_csp`).
 DOCS_PATHS = ("/docs", "/redoc")
+#: The console's page: its own script, style and JSON only (api/console.py).
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
 
 
 def docs_csp(script_hashes: list[str]) -> str:
@@ -50,6 +55,8 @@ class ResponseHeaders:
             return
         docs = scope["path"] in DOCS_PATHS
         policy = self._docs_policy if docs else API_CSP.encode()
+        if scope["path"] == "/console":
+            policy = CONSOLE_CSP.encode()
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

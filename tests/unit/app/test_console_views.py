@@ -1,0 +1,69 @@
+"""The console's rows and summary (pure), and the console routes on the embedded app."""
+
+from __future__ import annotations
+
+from agentprod.console import views
+from agentprod.models import TaskRecord, TaskStatus
+
+NOW = 1_000_000.0
+
+
+def _record(
+    task_id: str, status: TaskStatus, *, finished_ago: float | None, **extra: object
+) -> TaskRecord:
+    finished = None if finished_ago is None else NOW - finished_ago
+    return TaskRecord(
+        task_id=task_id,
+        user_id="u",
+        content="c",
+        status=status,
+        created_at=NOW - 100,
+        finished_at=finished,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_row_takes_model_and_cost_from_a_chat_result() -> None:
+    record = _record(
+        "t1",
+        TaskStatus.DONE,
+        finished_ago=99.5,
+        agent="chat",
+        result={"answer": "x", "model_used": "m-fast", "cost": 0.00012},
+    )
+    row = views.row(record)
+    assert row["model"] == "m-fast"
+    assert row["cost_usd"] == 0.00012
+    assert row["latency_ms"] == 500.0
+    assert row["agent"] == "chat"
+
+
+def test_row_of_an_unfinished_task_without_a_dict_result() -> None:
+    row = views.row(_record("t2", TaskStatus.RUNNING, finished_ago=None, result=[1, 2]))
+    assert row["latency_ms"] is None
+    assert row["model"] is None
+    assert row["cost_usd"] is None
+    assert row["agent"] == "default"
+
+
+def test_summary_counts_every_status_and_the_last_minute_only() -> None:
+    records = [
+        _record("a", TaskStatus.DONE, finished_ago=10),
+        _record("b", TaskStatus.FAILED, finished_ago=30),
+        _record("c", TaskStatus.DONE, finished_ago=120),  # outside the minute
+        _record("d", TaskStatus.QUEUED, finished_ago=None),
+    ]
+    summary = views.summary(records, now=NOW)
+    assert summary["by_status"] == {"queued": 1, "running": 0, "done": 2, "failed": 1}
+    assert summary["throughput_per_minute"] == 2.0
+    assert summary["p50_latency_ms"] == 90_000.0  # created 100 s ago, finished 10 s ago
+    assert views.summary([], now=NOW)["p50_latency_ms"] is None
+
+
+def test_recent_merges_open_and_finished_newest_first_each_once() -> None:
+    from agentprod.console.state import merge_recent
+
+    open_tasks = [(b"q2", 30.0), (b"q1", 10.0)]
+    finished = [("d1", 40.0), ("q1", 35.0), ("d0", 5.0)]  # q1 finished after it was listed open
+    assert merge_recent(open_tasks, finished, limit=10) == ["d1", "q1", "q2", "d0"]
+    assert merge_recent(open_tasks, finished, limit=2) == ["d1", "q1"]
