@@ -15,7 +15,7 @@ HARNESS := $(BIN)/python -m harness
 
 .PHONY: help check imports dev test install system-deps lint typecheck unit integration e2e services-up \
         services-down services-status cluster-up cluster-down operator bench bench-celery \
-        bench-load clean chart chart-sync llm-up llm-down
+        bench-llm bench-load clean chart chart-sync llm-up llm-down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -136,6 +136,13 @@ bench: install system-deps
 bench-celery: install
 	$(HARNESS) deps
 	$(BIN)/python -m bench.compare_celery $(BENCH_ARGS)
+
+## Model-bound tasks (loopback model server, 1-2 s per call): agentprod's worker at concurrency
+## 64/256/1024 vs Celery's threads, gevent and prefork pools, 2 alternating rounds (~15 min);
+## BENCH_ARGS=--quick: one round at 64.
+bench-llm: install
+	$(HARNESS) deps
+	$(BIN)/python -m bench.compare_llm $(BENCH_ARGS)
 
 ## API latency under open-loop load (vegeta, built once with Go): 200/500/1000 requests/s, 60 s each.
 bench-load: install

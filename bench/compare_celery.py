@@ -136,10 +136,13 @@ class ProcessStats:
 class Sampler:
     """Peak RSS (and CPU seconds) of named processes, sampled by a background thread.
 
-    A name may stand for a process and its children (Celery's prefork pool), summed.
+    A name may stand for a process and its children (Celery's prefork pool), summed. With
+    ``pss=True`` memory is the proportional set size (shared pages split between the processes
+    sharing them, so forked children are not counted twice); the "rss" fields then hold PSS.
     """
 
-    def __init__(self, pids: dict[str, int], *, interval: float = 0.2) -> None:
+    def __init__(self, pids: dict[str, int], *, interval: float = 0.2, pss: bool = False) -> None:
+        self._pss = pss
         self._procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         self.stats = {name: ProcessStats() for name in pids}
         self._interval = interval
@@ -156,7 +159,7 @@ class Sampler:
         total = 0
         for member in self._family(proc):
             with contextlib.suppress(psutil.NoSuchProcess):
-                total += member.memory_info().rss
+                total += member.memory_full_info().pss if self._pss else member.memory_info().rss
         return total / MB
 
     def _cpu(self, proc: psutil.Process) -> float:
@@ -324,11 +327,19 @@ def run_agentprod(stack: Stack, args: argparse.Namespace, *, warmup: int) -> Sys
 class CeleryWorker:
     """`celery -A bench.celery_app worker` as a process of its own."""
 
-    def __init__(self, *, env: dict[str, str], log: Path, pool: str, concurrency: int) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        log: Path,
+        pool: str,
+        concurrency: int,
+        app: str = "bench.celery_app",
+    ) -> None:
         celery = str(Path(sys.executable).with_name("celery"))
         self._log = log.open("ab")
         argv = [
-            celery, "-A", "bench.celery_app", "worker",
+            celery, "-A", app, "worker",
             "--pool", pool, "--concurrency", str(concurrency),
             "--loglevel", "WARNING", "--hostname", f"bench-{os.getpid()}@%h",
         ]  # fmt: skip

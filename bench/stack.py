@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import tempfile
 import uuid
@@ -14,7 +15,9 @@ from harness.apps import AgentprodProcess
 from harness.redis import RedisServer, ensure_redis_server
 from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars
 
-BENCH_PORT_SHIFT = 40  # clear of `make services-up` and of the test session
+#: Clear of `make services-up` and of the test session; BENCH_PORT_SHIFT moves a second
+#: benchmark run (or one beside another checkout's tests) out of the way.
+BENCH_PORT_SHIFT = int(os.environ.get("BENCH_PORT_SHIFT", "40"))
 
 
 class Stack:
@@ -68,10 +71,9 @@ def real_stack() -> Iterator[Stack]:
     lib = ensure_jars(cache=paths.cache_dir())
     with tempfile.TemporaryDirectory(prefix="agentprod-bench-") as tmp:
         home = Path(tmp)
-        mq = RocketMQ(
-            home=home / "rocketmq", lib=lib, ports=RocketMQPorts.for_tests(shift=BENCH_PORT_SHIFT)
-        )
-        redis = RedisServer(home=home / "redis", port=RocketMQPorts.for_tests().namesrv + 100)
+        ports = RocketMQPorts.for_tests(shift=BENCH_PORT_SHIFT)
+        mq = RocketMQ(home=home / "rocketmq", lib=lib, ports=ports)
+        redis = RedisServer(home=home / "redis", port=ports.namesrv + 100)
         redis.start()
         mq.start()
         stack = Stack(home=home, mq=mq, redis=redis)
