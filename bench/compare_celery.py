@@ -8,7 +8,9 @@ sides, see `bench.celery_app`) — through
   result message on the result topic);
 * Celery with a Redis broker and Redis result backend (its own redis-server), ``acks_late``,
   ``worker_prefetch_multiplier=1``, one worker with the ``threads`` pool and the same
-  concurrency; tasks sent with ``apply_async`` (``.delay``) from this process.
+  concurrency; tasks sent with ``apply_async`` (``.delay``) from this process (``celery``),
+  or over HTTP through a minimal FastAPI endpoint (`bench.celery_api`, one uvicorn process,
+  ``celery-http``) with the same clients as agentprod's — the submit path like for like.
 
 The systems alternate within one run (the first one swaps every round); each round starts fresh
 API/worker processes (RocketMQ and both Redis servers stay up for the whole run), warms them up,
@@ -45,6 +47,7 @@ from types import ModuleType
 from typing import Any
 
 import aiohttp
+import httpx
 import psutil
 import redis
 from agentprod import keys
@@ -54,7 +57,8 @@ from harness.redis import RedisServer
 
 from bench.stack import Stack, percentile, real_stack
 
-SYSTEMS = ("agentprod", "celery")
+SYSTEMS = ("agentprod", "celery", "celery-http")
+CELERY_SYSTEMS = SYSTEMS[1:]
 SLEEP_SECONDS = 0.02
 WARMUP_TASKS = 100  # per round, before the idle RSS is taken
 FIRST_WARMUP_TASKS = 1000  # a system's first round: warms the JIT of RocketMQ's JVMs
@@ -394,8 +398,54 @@ def _send_all(module: ModuleType, agent: str, count: int) -> tuple[list[str], li
     return ids, sent, time.time()
 
 
+class CeleryAPI:
+    """`uvicorn bench.celery_api:app`: Celery behind a minimal FastAPI endpoint."""
+
+    def __init__(self, *, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log.open("ab")
+        argv = [
+            sys.executable, "-m", "uvicorn", "bench.celery_api:app", "--host", "127.0.0.1",
+            "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+        pythonpath = os.pathsep.join([str(repo_root()), os.environ.get("PYTHONPATH", "")])
+        self.process = subprocess.Popen(
+            argv,
+            env=os.environ | env | {"PYTHONPATH": pythonpath},
+            cwd=repo_root(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).is_success:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise TimeoutError("bench.celery_api did not answer within 60 s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self._log.close()
+
+
 def run_celery(
-    server: RedisServer, home: Path, module: ModuleType, args: argparse.Namespace, *, warmup: int
+    server: RedisServer,
+    home: Path,
+    module: ModuleType,
+    args: argparse.Namespace,
+    *,
+    warmup: int,
+    http: bool = False,
 ) -> SystemRound:
     flush = redis.Redis(host="127.0.0.1", port=server.port)
     flush.flushall()
@@ -407,24 +457,35 @@ def run_celery(
         concurrency=args.concurrency,
     )
     backend = f"redis://127.0.0.1:{server.port}/1"
+    api = CeleryAPI(env=_celery_env(server), log=home / "celery-api.log") if http else None
     pids = {"worker": worker.process.pid}
+    if api is not None:
+        pids["api"] = api.process.pid
     if server.pid is not None:
         pids["redis"] = server.pid
+
+    def send(agent: str, count: int) -> tuple[list[str], list[float], float]:
+        if api is None:
+            return _send_all(module, agent, count)
+        return asyncio.run(_post_all(api.url, _bodies(agent, count), args.clients))
+
     result = SystemRound()
     try:
-        ids, _, _ = _send_all(module, "echo", warmup)  # also waits for the worker to start
+        ids, _, _ = send("echo", warmup)  # also waits for the worker to start
         _celery_finishes(backend, ids, timeout=120)
         time.sleep(2)
         sampler = Sampler(pids)
         sampler.record_idle()
         sampler.start()
         for agent, count in (("echo", args.echo_tasks), ("sleep", args.sleep_tasks)):
-            ids, sent, end = _send_all(module, agent, count)
+            ids, sent, end = send(agent, count)
             finishes = _celery_finishes(backend, ids, timeout=args.timeout)
             result.workloads[agent] = summarize(sent, finishes, end)
         sampler.stop()
         result.processes = sampler.stats
     finally:
+        if api is not None:
+            api.stop()
         worker.stop()
     return result
 
@@ -463,25 +524,40 @@ def _print_round(number: int, order: Sequence[str], rounds: dict[str, SystemRoun
 
 
 def _print_summary(history: list[dict[str, SystemRound]]) -> None:
-    print(f"\n== summary over {len(history)} round(s): median [min..max]; ratio = agentprod/celery")
+    print(
+        f"\n== summary over {len(history)} round(s): median [min..max]; "
+        "ratio = agentprod / the Celery side (celery: apply_async in-process; celery-http: "
+        "over HTTP through FastAPI)"
+    )
     metrics = (
         ("complete/s", "complete_rate"),
         ("submit/s", "submit_rate"),
         ("p50 ms", "p50_ms"),
         ("p99 ms", "p99_ms"),
     )
-    print(f"{'workload':<9} {'metric':<11} {'agentprod':>24} {'celery':>24} {'ratio':>22}")
+    print(
+        f"{'workload':<9} {'metric':<11} "
+        + " ".join(f"{s:>22}" for s in SYSTEMS)
+        + " ".join(f"{'ratio ' + s:>22}" for s in CELERY_SYSTEMS)
+    )
     for workload in ("echo", "sleep"):
         for label, attr in metrics:
             values = {
                 system: [getattr(r[system].workloads[workload], attr) for r in history]
                 for system in SYSTEMS
             }
-            ratio = spread(ratios(values["agentprod"], values["celery"]))
-            print(
-                f"{workload:<9} {label:<11} {spread(values['agentprod'])!s:>24} "
-                f"{spread(values['celery'])!s:>24} {ratio!s:>22}"
-            )
+            cells = [f"{spread(values[s])!s:>22}" for s in SYSTEMS]
+            cells += [
+                f"{spread(ratios(values['agentprod'], values[s]))!s:>22}" for s in CELERY_SYSTEMS
+            ]
+            print(f"{workload:<9} {label:<11} " + " ".join(cells))
+    cpu = {
+        system: [sum(p.cpu_seconds for p in r[system].processes.values()) for r in history]
+        for system in SYSTEMS
+    }
+    cells = [f"{spread(cpu[s])!s:>22}" for s in SYSTEMS]
+    cells += [f"{spread(ratios(cpu['agentprod'], cpu[s]))!s:>22}" for s in CELERY_SYSTEMS]
+    print(f"{'both':<9} {'stack CPU s':<11} " + " ".join(cells))
     print(f"{'process':<28} {'idle MB':>22} {'peak MB':>22}")
     for system in SYSTEMS:
         for name in history[0][system].processes:
@@ -518,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"machine: {_machine()}; celery {celery.__version__} ({args.celery_pool} pool); "
         f"concurrency {args.concurrency}; echo x{args.echo_tasks}, sleep {SLEEP_SECONDS * 1000:.0f}"
-        f" ms x{args.sleep_tasks}; {args.clients} HTTP clients for agentprod",
+        f" ms x{args.sleep_tasks}; {args.clients} HTTP clients for agentprod and celery-http",
         flush=True,
     )
     history: list[dict[str, SystemRound]] = []
@@ -536,7 +612,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                     if system == "agentprod":
                         rounds[system] = run_agentprod(stack, args, warmup=warmup)
                     else:
-                        rounds[system] = run_celery(server, stack.home, module, args, warmup=warmup)
+                        rounds[system] = run_celery(
+                            server,
+                            stack.home,
+                            module,
+                            args,
+                            warmup=warmup,
+                            http=system == "celery-http",
+                        )
                 history.append(rounds)
                 _print_round(number, order, rounds)
         finally:
