@@ -415,15 +415,25 @@ class RequestLimiter:
         )
 
 
+#: Connections one process keeps to Redis at most. Callers beyond it wait for a free one
+#: (up to POOL_WAIT_SECONDS): redis-py's default pool instead raises "Too many connections"
+#: at 100 concurrent commands, which a worker at WORKER_CONCURRENCY 256 reaches at once.
+POOL_MAX_CONNECTIONS = 128
+POOL_WAIT_SECONDS = 10.0
+
+
 def connect(url: str, *, timeout_seconds: float = 2.0) -> aioredis.Redis:
     """A pooled client with short timeouts, so a dead Redis fails fast instead of hanging."""
-    client: aioredis.Redis = aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=POOL_MAX_CONNECTIONS,
+        timeout=POOL_WAIT_SECONDS,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         health_check_interval=15,
         retry_on_timeout=False,
     )
+    client: aioredis.Redis = aioredis.Redis.from_pool(pool)
     return client
 
 

@@ -165,3 +165,20 @@ async def test_finished_record_expires_after_the_result_ttl(store: TaskStore) ->
     assert (failed.status, failed.error) == (TaskStatus.FAILED, "bad")
     await asyncio.sleep(1.2)
     assert await store.get(task.task_id) is None
+
+
+async def test_more_concurrent_calls_than_pooled_connections_wait_not_fail(
+    redis_server: RedisServer,
+) -> None:
+    """A worker at WORKER_CONCURRENCY 1024 issues more concurrent commands than the pool holds:
+    they queue for a connection instead of failing with "Too many connections" (redis-py's
+    default pool), which paused receiving and handed tasks back."""
+    client = stores.connect(redis_server.url)
+    try:
+        calls = stores.POOL_MAX_CONNECTIONS * 3
+        answers = await asyncio.gather(
+            *(client.blpop([f"bench:none:{i}"], timeout=0.1) for i in range(calls))
+        )
+        assert answers == [None] * calls
+    finally:
+        await client.aclose()
