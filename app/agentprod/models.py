@@ -37,7 +37,7 @@ class TaskStatus(enum.StrEnum):
 class TaskRequest(BaseModel):
     """POST /tasks body."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")  # no stripping: the schema says what is accepted
 
     user_id: str = Field(min_length=1, max_length=128, description="Who the task is for.")
     content: str = Field(min_length=1, description="The text the agent works on.")
@@ -72,7 +72,17 @@ class TaskRequest(BaseModel):
 
 #: Nesting no JSON value a task carries may exceed (the API's METADATA_MAX_DEPTH may be lower).
 MAX_JSON_DEPTH = 64
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson (and most JSON decoders) carry
+#: Numbers a task's JSON may hold: the integers orjson (and most JSON decoders) carry, and
+#: floats in the same range (so the OpenAPI schema can state one bound for both).
+NUMBER_MIN, NUMBER_MAX = -(2**63), 2**64 - 1
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def json_problem(value: JSON, *, path: str, max_depth: int) -> str | None:
@@ -85,19 +95,24 @@ def json_problem(value: JSON, *, path: str, max_depth: int) -> str | None:
             return f"{where}: nested deeper than {max_depth} levels"
         if isinstance(item, dict):
             for key, child in item.items():
-                if not isinstance(key, str):
-                    return f"{where}: key {key!r} is not a string"
+                if not isinstance(key, str) or not _encodable(key):
+                    return f"{where}: key {key!r} is not a valid Unicode string"
                 stack.append((child, f"{where}.{key}", depth + 1))
         elif isinstance(item, list):
             stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
+        elif isinstance(item, str):
+            if not _encodable(item):
+                return f"{where}: a string that is not valid Unicode (a lone surrogate)"
+        elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
-            if not _INT_MIN <= item <= _INT_MAX:
+            if not NUMBER_MIN <= item <= NUMBER_MAX:
                 return f"{where}: integer {item} is beyond 64 bits"
         elif isinstance(item, float):
             if item != item or item in (float("inf"), float("-inf")):
                 return f"{where}: {item} is not a JSON number"
+            if not NUMBER_MIN <= item <= NUMBER_MAX:
+                return f"{where}: {item} is beyond the 64-bit range"
         else:
             return f"{where}: {type(item).__name__} is not JSON"
     return None

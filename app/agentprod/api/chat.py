@@ -32,7 +32,7 @@ READY_CHECK_TIMEOUT_SECONDS = 2.0
 
 
 class ChatOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")  # no stripping: the schema says what is accepted
 
     user_id: str = Field(default="anonymous", min_length=1, max_length=128)
     model: str | None = Field(default=None, description="A configured model id (wins routing).")

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from agentprod.agents import registry
 from agentprod.api import identity
+from agentprod.models import NUMBER_MAX, NUMBER_MIN
 from agentprod.settings import Settings
 
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
@@ -30,12 +31,18 @@ def schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
             title=app.title, version=app.version, summary=app.summary, routes=app.routes
         )
         components = document.get("components", {})
-        agent = components.get("schemas", {}).get("TaskRequest", {}).get("properties", {})
-        if "agent" in agent:
-            agent["agent"] = {
-                "anyOf": [{"type": "string", "enum": registry.names()}, {"type": "null"}],
+        request = components.get("schemas", {}).get("TaskRequest", {}).get("properties", {})
+        if "metadata" in request:
+            request["metadata"] = _metadata_schema(request["metadata"], settings, components)
+        if "deadline_seconds" in request:  # the server's bound, which the model cannot know
+            request["deadline_seconds"]["anyOf"][0]["maximum"] = settings.task_deadline_seconds
+        if "agent" in request:
+            enabled = registry.enabled_names(test_agents=settings.test_agents)
+            components["schemas"]["TaskRequest"]["allOf"] = [_params_rule(name) for name in enabled]
+            request["agent"] = {
+                "anyOf": [{"type": "string", "enum": enabled}, {"type": "null"}],
                 "title": "Agent",
-                "description": agent["agent"].get("description", ""),
+                "description": request["agent"].get("description", ""),
             }
         if settings.api_auth == "off":
             components.pop("securitySchemes", None)
@@ -45,6 +52,50 @@ def schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                     operation.get("responses", {}).pop("401", None)
         app.openapi_schema = document
     return app.openapi_schema
+
+
+def _params_rule(agent: str) -> dict[str, Any]:
+    """When `agent` is this one, `metadata` holds its parameters as its `Params` declares."""
+    declared = registry.params_schema(agent).get("properties", {})
+    parameters = {
+        name: {key: value for key, value in spec.items() if key not in ("default", "title")}
+        for name, spec in declared.items()
+    }
+    return {
+        "if": {"properties": {"agent": {"const": agent}}, "required": ["agent"]},
+        "then": {"properties": {"metadata": {"properties": parameters}}},
+    }
+
+
+def _metadata_schema(
+    generated: dict[str, Any], settings: Settings, components: dict[str, Any]
+) -> dict[str, Any]:
+    """`metadata` exactly as `json_problem` checks it: values nested at most
+    METADATA_MAX_DEPTH levels (one component schema per level), numbers within 64 bits."""
+    schemas = components.setdefault("schemas", {})
+    depth = settings.metadata_max_depth
+    scalars: list[dict[str, Any]] = [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "string"},
+        {"type": "number", "minimum": NUMBER_MIN, "maximum": NUMBER_MAX},
+    ]
+    for level in range(depth, 0, -1):
+        choices = list(scalars)
+        if level < depth:
+            inner = {"$ref": f"#/components/schemas/MetadataValue{level + 1}"}
+            choices += [
+                {"type": "array", "items": inner},
+                {"type": "object", "additionalProperties": inner},
+            ]
+        schemas[f"MetadataValue{level}"] = {"anyOf": choices}
+    return {
+        "type": "object",
+        "maxProperties": generated.get("maxProperties", 64),
+        "additionalProperties": {"$ref": "#/components/schemas/MetadataValue1"},
+        "description": generated.get("description", ""),
+        "title": "Metadata",
+    }
 
 
 def script_hashes() -> list[str]:

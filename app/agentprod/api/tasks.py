@@ -18,6 +18,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from agentprod import metrics
 from agentprod.agents import registry
@@ -104,10 +105,10 @@ def check_request(body: TaskRequest, settings: Settings) -> None:
     encoded = len(orjson.dumps(body.metadata))
     if encoded > settings.metadata_max_bytes:
         raise errors.ClientError(
-            422,
+            413,
             "metadata",
             f"metadata is {encoded} bytes as JSON; the limit is {settings.metadata_max_bytes}",
-            "metadata",
+            "too_large",
         )
     if body.deadline_seconds is not None and body.deadline_seconds > settings.task_deadline_seconds:
         raise errors.ClientError(
@@ -124,11 +125,21 @@ def check_request(body: TaskRequest, settings: Settings) -> None:
             f"content is {size} bytes; the limit is {settings.max_content_bytes}",
             "too_large",
         )
-    if body.agent is not None and not registry.is_registered(body.agent):
-        known = ", ".join(registry.names())
+    if body.agent is None:
+        return  # the worker's AGENT decides, and checks the parameters itself
+    if not registry.is_enabled(body.agent, test_agents=settings.test_agents):
+        known = ", ".join(registry.enabled_names(test_agents=settings.test_agents))
         raise errors.ClientError(
             422, "agent", f"unknown agent {body.agent!r}; known: {known}", "agent"
         )
+    try:
+        registry.validate_params(body.agent, body.metadata)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(["metadata", *(str(part) for part in first["loc"])])
+        raise errors.ClientError(
+            422, field, registry.describe(error, prefix="metadata."), "agent_params"
+        ) from None
 
 
 async def accept(
@@ -251,8 +262,10 @@ async def _replay(
     services: Services, task_id: str, fingerprint_matches: bool, confirmed: bool
 ) -> TaskAccepted:
     if not fingerprint_matches:
+        # 409, not 422: the body is valid on its own; it conflicts with the earlier request
+        # that used the key (and a fuzzer rightly flags a 422 for a schema-valid body).
         raise errors.ClientError(
-            422,
+            409,
             "Idempotency-Key",
             "this Idempotency-Key was used with a different request body",
             "idempotency_mismatch",

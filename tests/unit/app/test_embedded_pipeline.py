@@ -107,8 +107,12 @@ async def test_idempotency_key_returns_the_same_task(stack: Stack) -> None:
     assert first.status_code == second.status_code == 202
     assert first.json()["task_id"] == second.json()["task_id"]
     other = await stack.client.post("/tasks", json=body | {"content": "else"}, headers=headers)
-    assert other.status_code == 422
-    assert other.json()["detail"][0]["field"] == "Idempotency-Key"
+    assert other.status_code == 409
+    assert other.json()["detail"][0] == {
+        "field": "Idempotency-Key",
+        "msg": "this Idempotency-Key was used with a different request body",
+        "type": "idempotency_mismatch",
+    }
     await stack.wait_finished(first.json()["task_id"])
     assert len(await stack.result_messages()) == 1
 
@@ -121,6 +125,20 @@ async def test_idempotency_key_returns_the_same_task(stack: Stack) -> None:
         ({"user_id": "u", "content": "x", "extra": 1}, 422, "extra"),
         # beyond 64 bits: JSON allows it, the store's encoder does not (it was a 500)
         ({"user_id": "u", "content": "x", "metadata": {"n": 2**70}}, 422, "metadata"),
+        ({"user_id": "u", "content": "x", "metadata": {"d": [[[[[[[[1]]]]]]]]}}, 422, "metadata"),
+        ({"user_id": "u", "content": "x", "metadata": {"s": "y" * 20000}}, 413, "metadata"),
+        # the agent's declared parameters are checked at the API (they were retried 17 times)
+        (
+            {"user_id": "u", "content": "x", "agent": "sleep", "metadata": {"sleep_seconds": "a"}},
+            422,
+            "metadata.sleep_seconds",
+        ),
+        (
+            {"user_id": "u", "content": "x", "agent": "sleep", "metadata": {"sleep_seconds": 1e9}},
+            422,
+            "metadata.sleep_seconds",
+        ),
+        ({"user_id": "u", "content": "x", "deadline_seconds": 10**6}, 422, "deadline_seconds"),
     ],
 )
 async def test_refusals_name_the_field(
@@ -166,3 +184,21 @@ async def test_duplicate_message_of_a_finished_task_is_not_run_again(stack: Stac
             await asyncio.sleep(0.02)
     assert await stack.wait_finished(task_id) == first  # same attempts, same timestamps
     assert len(await stack.result_messages()) == 1
+
+
+async def test_a_task_past_its_deadline_fails_at_once(stack: Stack) -> None:
+    """`deadline_seconds: 1` on a 5 s run: failed "deadline exceeded" after ~1 s, one attempt."""
+    body = {
+        "user_id": "u",
+        "content": "x",
+        "agent": "sleep",
+        "metadata": {"sleep_seconds": 5},
+        "deadline_seconds": 1,
+    }
+    started = asyncio.get_running_loop().time()
+    task_id = (await stack.client.post("/tasks", json=body)).json()["task_id"]
+    view = await stack.wait_finished(task_id)
+    assert view["status"] == "failed"
+    assert "deadline exceeded" in view["error"]
+    assert view["attempts"] == 1
+    assert asyncio.get_running_loop().time() - started < 3
