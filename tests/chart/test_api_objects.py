@@ -34,6 +34,7 @@ def test_api_deployment_wiring(chart: Chart) -> None:
         "REDIS_URL": "redis://redis:6379/0",
         "MQ_ENDPOINT": "rocketmq-proxy:8081",
         "MQ_NAMESRV": "rocketmq-namesrv:9876",
+        "LOG_FORMAT": "json",  # OTEL_* only with observability.tracing (test_observability.py)
     }
     service = one(objects, "Service", "r-agentprod-api")
     assert service["spec"]["ports"][0]["targetPort"] == "http"

@@ -59,9 +59,11 @@ def test_pipelines_are_filled_from_values(chart: Chart) -> None:
         "cluster": "DefaultCluster",
     }
     assert plain["spec"]["redis"] == {"url": "redis://cache:6379/2"}
+    log_format = [{"name": "LOG_FORMAT", "value": "json"}]  # observability.* (no tracing)
     assert plain["spec"]["worker"] == {
         "image": "ghcr.io/agentprod/agentprod:9.9.9",
         "imagePullPolicy": "Always",
+        "env": log_format,
     }
     assert plain["spec"]["topics"] == PIPELINE["spec"]["topics"]
     overridden = one(objects, "AgentPipeline", "custom")
@@ -74,6 +76,7 @@ def test_pipelines_are_filled_from_values(chart: Chart) -> None:
         "image": "example.com/agents:2",
         "imagePullPolicy": "Always",
         "concurrency": 2,
+        "env": log_format,
     }
 
 

@@ -161,3 +161,32 @@ creates for them. Call with (dict "extra" <annotations from values>); a wave giv
       key: secretKey
 {{- end }}
 {{- end }}
+
+{{/* LOG_FORMAT and, with observability.tracing.enabled, the standard OTEL_* variables of one
+service (docs/observability.md). Called with (dict "ctx" $ "service" "agentprod-api"). */}}
+{{- define "agentprod.observabilityEnv" -}}
+{{- $o := .ctx.Values.observability }}
+- name: LOG_FORMAT
+  value: {{ $o.logFormat | quote }}
+{{- if $o.tracing.enabled }}
+{{- if not $o.tracing.endpoint }}
+{{- fail "observability.tracing.enabled needs observability.tracing.endpoint (the OTLP endpoint)" }}
+{{- end }}
+- name: OTEL_SERVICE_NAME
+  value: {{ .service | quote }}
+- name: OTEL_TRACES_EXPORTER
+  value: otlp
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $o.tracing.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $o.tracing.protocol | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $o.tracing.sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $o.tracing.samplerArg | quote }}
+{{- with $o.tracing.resourceAttributes }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
