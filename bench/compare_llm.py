@@ -549,8 +549,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         results[(level, system)] = result
                         print(
                             f"  round {number} level {level} {system}: "
-                            f"{result.tasks_per_s:.1f} tasks/s at concurrency "
-                            f"{result.concurrency}, model server CPU "
+                            + ", ".join(
+                                f"{label} {fmt.format(_value(result, attr))}"
+                                for label, attr, fmt in COLUMNS
+                            )
+                            + f", concurrency {result.concurrency}, model server CPU "
                             f"{model.cpu_seconds() - cpu0:.1f} s",
                             flush=True,
                         )

@@ -89,6 +89,13 @@ def receive_fill(*, concurrency: int, cap: int) -> int:
     return max(1, min(concurrency, cap) // 2)
 
 
+def linger_before_receive(*, free: int, wanted: int, running: int, backlog: bool) -> bool:
+    """Wait (briefly) for more free slots before receiving? Only under load: tasks running,
+    fewer slots free than `wanted`, and the last receive came back full (`backlog`: more
+    messages were waiting). Otherwise receive at once — an idle worker adds no wait."""
+    return backlog and running > 0 and free < wanted
+
+
 @dataclasses.dataclass(frozen=True)
 class RunBudget:
     """How long one agent run may take: None for unbounded; `by_deadline` when the task's

@@ -6,7 +6,9 @@ asyncio task. Every branch of what happens is decided by the pure functions of `
 1. claim the task in Redis (atomic; a duplicate or late redelivery of a finished task never
    runs again — see `decisions.step_for`);
 2. run the agent while a renewer extends the message's invisibility and the claim's lease;
-3. on success store `done` + result, publish the result message, mark it published, then ack;
+3. on success store `done` + result, publish the result message, mark it published, then ack
+   (the worker's slot is released as soon as the outcome is stored: publish and ack go on
+   without holding it, see `Attempt.release`);
 4. on an error, either release the task to `queued` and let the broker redeliver it after a
    backoff (no ack), or — on the last delivery or a permanent error — store `failed` and publish.
 """
@@ -66,6 +68,9 @@ class Attempt:
     message: TaskMessage
     owner: str
     number: int  # 1 on the first run, +1 per claim (the record's attempts)
+    #: Frees the worker's concurrency slot; called once the outcome is stored, so the result's
+    #: publish and the ack (broker round trips that need no agent) do not hold a slot.
+    release: Callable[[], None] = lambda: None
 
     @property
     def task_id(self) -> str:
@@ -96,9 +101,11 @@ class Handler:
         self._worker_id = worker_id
         self._on_store_down = on_store_down
 
-    async def handle(self, delivery: Delivery) -> None:
+    async def handle(self, delivery: Delivery, release: Callable[[], None] = lambda: None) -> None:
         """Handle one delivery; never raises but for cancellation (one message never kills the
-        loop: what failed mid-way is left unacked and comes back)."""
+        loop: what failed mid-way is left unacked and comes back). `release` is called when the
+        delivery no longer needs its slot (the outcome is stored); the caller also frees the
+        slot when this returns, so calling it is an early release, never the only one."""
         try:
             message = TaskMessage.model_validate_json(delivery.body)
         except ValidationError as error:
@@ -114,7 +121,7 @@ class Handler:
                 ),
             ):
                 tracing.tag_task(message.task_id)
-                await self._process(delivery, message)
+                await self._process(delivery, message, release)
         except asyncio.CancelledError:
             raise
         except StoreUnavailable as error:
@@ -130,7 +137,9 @@ class Handler:
             log.exception("task %s: processing failed; left for redelivery", message.task_id)
             metrics.DELIVERIES.labels(step="error").inc()
 
-    async def _process(self, delivery: Delivery, message: TaskMessage) -> None:
+    async def _process(
+        self, delivery: Delivery, message: TaskMessage, release: Callable[[], None]
+    ) -> None:
         owner = f"{self._worker_id}/{uuid.uuid4().hex[:8]}"
         claim = await self._claim(message, owner)
         step = decisions.step_for(claim)
@@ -143,7 +152,7 @@ class Handler:
             metrics.TASKS_FINISHED.labels(status="failed").inc()
         metrics.DELIVERIES.labels(step=step.value).inc()
         if step is decisions.Step.RUN:
-            await self._run(Attempt(delivery, message, owner, claim.attempts))
+            await self._run(Attempt(delivery, message, owner, claim.attempts, release))
         elif step is decisions.Step.PUBLISH_AND_ACK:
             await self._publish_stored(message.task_id)
             await self._ack(delivery)
@@ -304,6 +313,7 @@ class Handler:
                 now=now,
                 ttl_seconds=self._options.result_ttl_seconds,
             )
+        attempt.release()
         if status is TaskStatus.FAILED:
             tracing.failed(error or "failed")
         if stored:

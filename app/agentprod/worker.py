@@ -1,7 +1,9 @@
 """The worker's loop: receive task messages in batches and hand each to `handling.Handler`.
 
 One loop per process receives in batches of at most the free concurrency slots; each delivery
-is handled in its own asyncio task (claim → run → store → publish → ack, see `handling`).
+is handled in its own asyncio task (claim → run → store → publish → ack, see `handling`). A
+delivery frees its slot once its outcome is stored: the result's publish and the ack finish
+without holding it (at most `concurrency` such tails at once).
 
 On stop (SIGTERM) it stops receiving, gives in-flight tasks `shutdown_grace_seconds` to finish,
 then hands unfinished ones back to the broker (released claim, zero invisibility).
@@ -26,8 +28,9 @@ from agentprod.store import StoreUnavailable, TaskStore
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 32
-# With only a few slots free while tasks run, wait this long for more to free up: one fuller
-# receive costs the broker proxy far less than a receive per freed slot.
+# With only a few slots free while tasks run and messages waiting, wait this long for more to
+# free up: one fuller receive costs the broker proxy far less than a receive per freed slot.
+# No wait when the last receive was not full (`decisions.linger_before_receive`).
 RECEIVE_LINGER_SECONDS = 0.01
 RECEIVE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
 STORE_PING_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
@@ -87,6 +90,8 @@ class Worker:
         self._store_up.set()
         self._pending_receive: asyncio.Future[list[Delivery]] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._holding = 0  # deliveries holding a slot (not yet past their store step)
+        self._backlog = False  # the last receive came back full
         self._slot_freed = asyncio.Event()
         self.last_heartbeat = time.monotonic()
         self.stopping = False
@@ -94,6 +99,12 @@ class Worker:
     @property
     def in_flight(self) -> int:
         return len(self._running)
+
+    def _free(self) -> int:
+        """Slots free: deliveries past their store step hold none, but at most `concurrency`
+        of them (publishing, acking) may be pending at once."""
+        concurrency = self._options.concurrency
+        return min(concurrency - self._holding, 2 * concurrency - len(self._running))
 
     @property
     def store_available(self) -> bool:
@@ -133,17 +144,21 @@ class Worker:
             if not self._store_up.is_set():
                 await self._wait_for_store(stop)
                 continue
-            free = self._options.concurrency - len(self._running)
+            free = self._free()
             if free <= 0:
                 await _first_of(self._slot_freed.wait(), stop.wait())
                 self._slot_freed.clear()
                 continue
             wanted = decisions.receive_fill(concurrency=self._options.concurrency, cap=MAX_BATCH)
-            if free < wanted and self._running:
+            if decisions.linger_before_receive(
+                free=free, wanted=wanted, running=self._holding, backlog=self._backlog
+            ):
                 await _first_of(self._slots_free(wanted), asyncio.sleep(RECEIVE_LINGER_SECONDS))
-                free = self._options.concurrency - len(self._running)
+                free = self._free()
             try:
-                deliveries = await self._receive(min(free, MAX_BATCH), stop)
+                asked = min(free, MAX_BATCH)
+                deliveries = await self._receive(asked, stop)
+                self._backlog = len(deliveries) >= asked
                 failures = 0
             except BrokerUnavailable as error:
                 delay = RECEIVE_BACKOFF_SECONDS[min(failures, len(RECEIVE_BACKOFF_SECONDS) - 1)]
@@ -161,7 +176,7 @@ class Worker:
 
     async def _slots_free(self, wanted: int) -> None:
         """Return once `wanted` slots are free."""
-        while self._options.concurrency - len(self._running) < wanted:
+        while self._free() < wanted:
             self._slot_freed.clear()
             await self._slot_freed.wait()
 
@@ -196,14 +211,25 @@ class Worker:
             await self._give_back(receiving.result())
 
     def _spawn(self, delivery: Delivery) -> None:
-        task = asyncio.create_task(self._handler.handle(delivery))
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._holding -= 1
+                self._slot_freed.set()
+
+        self._holding += 1
+        task = asyncio.create_task(self._handler.handle(delivery, release))
         self._running.add(task)
         metrics.IN_FLIGHT.set(len(self._running))
 
         def done(finished: asyncio.Task[None]) -> None:
             self._running.discard(finished)
             metrics.IN_FLIGHT.set(len(self._running))
-            self._slot_freed.set()
+            release()
+            self._slot_freed.set()  # a pending tail may have been what kept slots closed
 
         task.add_done_callback(done)
 

@@ -86,3 +86,12 @@ def test_receive_fill_is_half_a_batch(concurrency: int, cap: int, fill: int) -> 
 )
 def test_max_lost_attempts(configured: int, max_attempts: int, limit: int) -> None:
     assert decisions.max_lost_attempts(configured=configured, max_attempts=max_attempts) == limit
+
+
+def test_the_worker_lingers_before_a_receive_only_under_load() -> None:
+    # Messages waiting (last receive full), tasks running, few slots free: wait for more.
+    assert decisions.linger_before_receive(free=1, wanted=4, running=7, backlog=True)
+    # The queue ran dry, nothing runs, or enough slots are free: receive at once.
+    assert not decisions.linger_before_receive(free=1, wanted=4, running=7, backlog=False)
+    assert not decisions.linger_before_receive(free=1, wanted=4, running=0, backlog=True)
+    assert not decisions.linger_before_receive(free=4, wanted=4, running=4, backlog=True)
