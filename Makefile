@@ -128,6 +128,7 @@ chart-sync: install
 ## Benchmarks (print figures; see docs/benchmarks.md).
 bench: install system-deps
 	$(BIN)/python -m bench.api_latency
+	$(BIN)/python -m bench.auth_overhead
 	$(BIN)/python -m bench.end_to_end
 	$(BIN)/python -m bench.operator_ready
 	$(BIN)/python -m bench.autoscale_sim

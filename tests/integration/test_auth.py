@@ -15,7 +15,7 @@ import uuid
 import httpx
 import psutil
 import pytest
-from harness.apps import AGENTPROD, AgentprodProcess
+from harness.apps import AGENTPROD, AgentprodProcess, free_port
 from harness.redis import RedisServer
 
 from tests.integration.helpers import Launch
@@ -225,3 +225,12 @@ def test_declared_oversize_body_gets_a_readable_413(api: AgentprodProcess) -> No
         )
     assert answer.status_code == 413
     assert answer.json()["detail"][0]["type"] == "too_large"
+
+
+def test_metrics_on_their_own_port_need_no_key(launch: Launch) -> None:
+    port = free_port()
+    api = launch("api", API_AUTH="required", API_METRICS_PORT=str(port))
+    assert httpx.get(f"{api.url}/metrics").status_code == 404  # not served on the API port
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert scraped.status_code == 200
+    assert "agentprod_" in scraped.text

@@ -14,14 +14,29 @@ The worker validates the parameters before the run and hands them over as `Agent
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from agentprod.models import JSON, OPEN_TENANT
 
 #: Keys the runtime adds to an agent's config dict (never validated, never from AGENT_CONFIG).
 RUNTIME_KEYS = frozenset({"redis_client"})
+
+
+def _json_integer(value: object) -> object:
+    """An integer as JSON Schema has it: `5` and `5.0`, never `true`, `"5"` or `5.5`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a valid integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("Input should be a valid integer")
+        return int(value)
+    return value
+
+
+#: The integer type of agent parameters: what the OpenAPI schema's `integer` admits.
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 class AgentConfig(BaseModel):

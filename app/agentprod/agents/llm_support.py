@@ -23,6 +23,7 @@ from agentprod.agents.base import (
     RUNTIME_KEYS,
     AgentError,
     AgentParams,
+    JsonInt,
     PermanentAgentError,
     RetryLater,
 )
@@ -83,8 +84,8 @@ class ChatParams(RouteParams):
     temperature: float | None = Field(
         default=None, ge=0, le=2, strict=True, allow_inf_nan=False, description="0 to 2"
     )
-    max_tokens: int | None = Field(
-        default=None, ge=1, le=MAX_TOKENS_CAP, strict=True, description="answer length cap"
+    max_tokens: JsonInt | None = Field(
+        default=None, ge=1, le=MAX_TOKENS_CAP, description="answer length cap"
     )
     cache: bool | None = Field(
         default=None,

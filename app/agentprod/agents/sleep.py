@@ -19,6 +19,7 @@ from agentprod.agents.base import (
     AgentParams,
     AgentTask,
     DeclaredAgent,
+    JsonInt,
     agent_config,
 )
 from agentprod.models import JSON
@@ -44,11 +45,10 @@ class SleepParams(AgentParams):
         allow_inf_nan=False,
         description="seconds to wait (overrides the config's `seconds`)",
     )
-    fail_attempts: int = Field(
+    fail_attempts: JsonInt = Field(
         default=0,
         ge=0,
         le=MAX_FAIL_ATTEMPTS,
-        strict=True,
         description="the first N attempts fail with a retryable error",
     )
 

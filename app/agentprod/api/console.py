@@ -69,7 +69,7 @@ def router(services: Services) -> APIRouter:
             "summary": views.summary(found, now=time.time()),
         }
 
-    @routes.get("/console/api/tasks/{task_id}", responses=errors.responses())
+    @routes.get("/console/api/tasks/{task_id}", responses=errors.responses(404))
     async def console_task(
         task_id: Annotated[str, Path(max_length=64)],
         who: Annotated[identity.Caller, Depends(identity.caller)],
