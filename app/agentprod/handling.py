@@ -10,7 +10,10 @@ asyncio task. Every branch of what happens is decided by the pure functions of `
    (the worker's slot is released as soon as the outcome is stored: publish and ack go on
    without holding it, see `Attempt.release`);
 4. on an error, either release the task to `queued` and let the broker redeliver it after a
-   backoff (no ack), or — on the last delivery or a permanent error — store `failed` and publish.
+   backoff (no ack), or — on the last delivery or a permanent error — store `failed` and publish;
+5. on a cancel (announced on Redis pub/sub, `CancelWatch`; the lease renewal is the backstop)
+   cancel the agent's coroutine — an in-flight model call is abandoned — and store `cancelled`;
+6. with a `callback_url`, hand the published result to the webhook sender (`webhooks`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pydantic import ValidationError
 
 from agentprod import decisions, logs, metrics, tracing
 from agentprod.agents import registry
-from agentprod.agents.base import AgentTask, PermanentAgentError, RetryLater
+from agentprod.agents.base import AgentError, AgentTask, PermanentAgentError, RetryLater
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
 from agentprod.console import state as console_state
@@ -38,13 +41,57 @@ from agentprod.models import (
     TaskStatus,
     from_epoch,
 )
+from agentprod.progress import Progress
 from agentprod.store import StoreUnavailable, TaskStore
+from agentprod.webhooks import CallbackSender
 
 log = logging.getLogger(__name__)
 
 #: How long a delivery handed back during a Redis outage stays hidden: the loop pauses its
 #: receives meanwhile, so this only spaces out the message's next delivery.
 STORE_DOWN_HIDE_SECONDS = 5.0
+#: How long a cancelled agent gets to unwind (its `finally` blocks) before the task is settled.
+CANCEL_UNWIND_SECONDS = 2.0
+CANCELLED_ERROR = "cancelled by request"
+LISTEN_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class CancelWatch:
+    """The cancels announced for tasks this worker handles: `watch` before the claim, so an
+    announcement that comes any time after it sets the returned event."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, list[asyncio.Event]] = {}
+
+    def watch(self, task_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._events.setdefault(task_id, []).append(event)
+        return event
+
+    def unwatch(self, task_id: str, event: asyncio.Event) -> None:
+        events = self._events.get(task_id, [])
+        if event in events:
+            events.remove(event)
+        if not events:
+            self._events.pop(task_id, None)
+
+    def notify(self, task_id: str) -> None:
+        for event in self._events.get(task_id, ()):
+            event.set()
+
+    async def listen(self, store: TaskStore) -> None:
+        """Follow the announcements until cancelled; re-subscribe after a Redis outage."""
+        failures = 0
+        while True:
+            try:
+                async for task_id in store.cancellations():
+                    failures = 0
+                    self.notify(task_id)
+            except StoreUnavailable as error:
+                delay = LISTEN_BACKOFF_SECONDS[min(failures, len(LISTEN_BACKOFF_SECONDS) - 1)]
+                failures += 1
+                log.warning("cancel announcements lost (again in %.1fs): %s", delay, error)
+                await asyncio.sleep(delay)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +118,7 @@ class Attempt:
     #: Frees the worker's concurrency slot; called once the outcome is stored, so the result's
     #: publish and the ack (broker round trips that need no agent) do not hold a slot.
     release: Callable[[], None] = lambda: None
+    cancelled: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
     @property
     def task_id(self) -> str:
@@ -91,7 +139,11 @@ class Handler:
         clock: Callable[[], float],
         worker_id: str,
         on_store_down: Callable[[StoreUnavailable], None] = lambda _: None,
+        cancels: CancelWatch | None = None,
+        callbacks: CallbackSender | None = None,
     ) -> None:
+        self.cancels = cancels or CancelWatch()
+        self._callbacks = callbacks
         self._consumer = consumer
         self._publisher = publisher
         self._store = store
@@ -140,6 +192,19 @@ class Handler:
     async def _process(
         self, delivery: Delivery, message: TaskMessage, release: Callable[[], None]
     ) -> None:
+        cancelled = self.cancels.watch(message.task_id)
+        try:
+            await self._process_watched(delivery, message, release, cancelled)
+        finally:
+            self.cancels.unwatch(message.task_id, cancelled)
+
+    async def _process_watched(
+        self,
+        delivery: Delivery,
+        message: TaskMessage,
+        release: Callable[[], None],
+        cancelled: asyncio.Event,
+    ) -> None:
         owner = f"{self._worker_id}/{uuid.uuid4().hex[:8]}"
         claim = await self._claim(message, owner)
         step = decisions.step_for(claim)
@@ -152,7 +217,7 @@ class Handler:
             metrics.TASKS_FINISHED.labels(status="failed").inc()
         metrics.DELIVERIES.labels(step=step.value).inc()
         if step is decisions.Step.RUN:
-            await self._run(Attempt(delivery, message, owner, claim.attempts, release))
+            await self._run(Attempt(delivery, message, owner, claim.attempts, release, cancelled))
         elif step is decisions.Step.PUBLISH_AND_ACK:
             await self._publish_stored(message.task_id)
             await self._ack(delivery)
@@ -205,24 +270,71 @@ class Handler:
             metadata=message.metadata,
             attempt=attempt.number,
             tenant=message.tenant,
+            progress=self._progress(message.task_id),
         )
         renewal_done = asyncio.Event()
         renewer = asyncio.create_task(self._renew(attempt, renewal_done))
         started = asyncio.get_running_loop().time()
+        running = asyncio.ensure_future(
+            self._call_agent(message.agent, agent_task, message.deadline_at)
+        )
+        stopper = asyncio.ensure_future(attempt.cancelled.wait())
         try:
-            result = await self._call_agent(message.agent, agent_task, message.deadline_at)
-        except asyncio.CancelledError:
+            await asyncio.wait({running, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the worker is stopping: hand the task back
+            running.cancel()
+            stopper.cancel()
             await _stop(renewer, renewal_done)
             await self._hand_back(attempt)
             raise
-        except Exception as error:
+        stopper.cancel()
+        if not running.done():  # a cancel was requested: stop the agent where it is
+            await self._cancel_run(attempt, running)
             await _stop(renewer, renewal_done)
             metrics.TASK_SECONDS.observe(asyncio.get_running_loop().time() - started)
-            await self._failed(attempt, error)
+            await self._settle(
+                attempt, status=TaskStatus.CANCELLED, result=None, error=CANCELLED_ERROR
+            )
             return
         await _stop(renewer, renewal_done)
         metrics.TASK_SECONDS.observe(asyncio.get_running_loop().time() - started)
+        try:
+            result = running.result()
+        except asyncio.CancelledError:  # the agent's own code cancelled it: a failed attempt
+            await self._failed(attempt, AgentError("the agent's run was cancelled"))
+            return
+        except Exception as error:
+            await self._failed(attempt, error)
+            return
         await self._settle(attempt, status=TaskStatus.DONE, result=result, error=None)
+
+    async def _cancel_run(self, attempt: Attempt, running: asyncio.Future[object]) -> None:
+        running.cancel()
+        _, late = await asyncio.wait({running}, timeout=CANCEL_UNWIND_SECONDS)
+        if late:
+            log.warning(
+                "task %s: its agent ignored the cancel for %.0fs; settled cancelled anyway",
+                attempt.task_id,
+                CANCEL_UNWIND_SECONDS,
+            )
+        elif not running.cancelled() and running.exception() is not None:
+            log.info("task %s: agent ended with %r on cancel", attempt.task_id, running.exception())
+        log.info("task %s cancelled while running", attempt.task_id)
+
+    def _progress(self, task_id: str) -> Progress:
+        async def report(kind: str, data: dict[str, object]) -> None:
+            try:
+                await self._store.emit(
+                    task_id,
+                    kind=kind,
+                    data=data,
+                    at=self._clock(),
+                    ttl_seconds=self._options.result_ttl_seconds,
+                )
+            except StoreUnavailable as error:
+                log.warning("task %s: progress event lost: %s", task_id, error)
+
+        return report
 
     async def _call_agent(
         self, name: str | None, task: AgentTask, deadline_at: float | None
@@ -294,7 +406,17 @@ class Handler:
             text,
             delay,
         )
-        await self._store.release(attempt.task_id, owner=attempt.owner, error=text)
+        released = await self._store.release(
+            attempt.task_id,
+            owner=attempt.owner,
+            error=text,
+            now=self._clock(),
+            ttl_seconds=self._options.result_ttl_seconds,
+        )
+        if released == 2:  # cancelled while this attempt ran: it ends here, no retry
+            await self._publish_stored(attempt.task_id)
+            await self._ack(delivery)
+            return
         await self._consumer.change_invisible(delivery, seconds=delay)
 
     async def _settle(
@@ -328,7 +450,8 @@ class Handler:
                     error=error,
                     attempts=attempt.number,
                     finished_at=from_epoch(now),
-                )
+                ),
+                callback_url=message.callback_url,
             )
             await console_state.remember_finished(  # the console's list (best effort)
                 self._store.client, tenant=message.tenant, task_id=message.task_id, at=now
@@ -343,20 +466,25 @@ class Handler:
         """Publish the result of a task finished earlier whose message never went out."""
         record = await self._store.get(task_id)
         if record is not None and not record.result_published:
-            await self._publish(record.result_message())
+            await self._publish(record.result_message(), callback_url=record.callback_url)
 
-    async def _publish(self, outgoing: ResultMessage) -> None:
+    async def _publish(self, outgoing: ResultMessage, *, callback_url: str | None) -> None:
         task_id = outgoing.task_id
+        body = outgoing.encode()
         await self._publisher.send(  # the publisher adds the trace context
             Outgoing(
                 topic=self._options.result_topic,
-                body=outgoing.encode(),
+                body=body,
                 key=task_id,
                 tag=outgoing.status.value,
                 properties={"result_id": outgoing.result_id},
             )
         )
         await self._store.mark_published(task_id)
+        if callback_url and self._callbacks is not None:
+            self._callbacks.send(
+                task_id=task_id, url=callback_url, body=body, delivery_id=outgoing.result_id
+            )
 
     async def _ack(self, delivery: Delivery) -> None:
         try:
@@ -368,7 +496,11 @@ class Handler:
     async def _hand_back(self, attempt: Attempt) -> None:
         with contextlib.suppress(Exception):
             await self._store.release(
-                attempt.task_id, owner=attempt.owner, error="worker stopped mid-task"
+                attempt.task_id,
+                owner=attempt.owner,
+                error="worker stopped mid-task",
+                now=self._clock(),
+                ttl_seconds=self._options.result_ttl_seconds,
             )
             await self._consumer.change_invisible(attempt.delivery, seconds=0)
 
@@ -383,12 +515,14 @@ class Handler:
                 await self._consumer.change_invisible(
                     attempt.delivery, seconds=self._options.invisible_seconds
                 )
-                await self._store.renew(
+                renewed = await self._store.renew(
                     attempt.task_id,
                     owner=attempt.owner,
                     now=self._clock(),
                     lease_seconds=self._options.invisible_seconds,
                 )
+                if renewed == 2:  # a cancel whose announcement this worker missed
+                    attempt.cancelled.set()
             except Exception as error:  # the next renewal tries again; the lease has slack
                 log.warning("task %s: renewal failed: %s", attempt.task_id, error)
 

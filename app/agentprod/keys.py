@@ -109,3 +109,27 @@ def pipeline_samples(namespace: str, name: str) -> str:
     """Stream of a pipeline's snapshots over time, one per scaling pass (the console's chart);
     capped by length, see `console.state.SAMPLES_KEPT`."""
     return f"{PREFIX}:pipeline:{namespace}/{name}:samples"
+
+
+def tenant_tasks(tenant: str) -> str:
+    """Sorted set of one tenant's task ids scored by creation time (epoch seconds): what
+    `GET /tasks` pages through. Entries older than the longest record TTL are trimmed on each
+    write; those whose record expired earlier are pruned by the listing that meets them."""
+    return f"{PREFIX}:tasks:{tenant}"
+
+
+def events(task_id: str) -> str:
+    """Stream of one task's events (status changes, agent progress, the outcome), bounded in
+    length and expiring with the record: what `GET /tasks/{id}/events` serves."""
+    return f"{PREFIX}:events:{task_id}"
+
+
+def cancellations() -> str:
+    """Pub/sub channel the cancel of a running task is announced on (message = task id);
+    every worker listens and stops the task if it runs it."""
+    return f"{PREFIX}:cancel"
+
+
+def callback_attempts(task_id: str) -> str:
+    """List of one task's webhook delivery attempts (JSON each), expiring with the record."""
+    return f"{PREFIX}:callbacks:{task_id}"

@@ -22,16 +22,18 @@ OPEN_TENANT = "public"
 
 
 class TaskStatus(enum.StrEnum):
-    """queued → running → done | failed; running → queued when an attempt fails and will retry."""
+    """queued → running → done | failed | cancelled; running → queued when an attempt fails
+    and will retry; queued → cancelled when a cancel comes before a worker claims the task."""
 
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (TaskStatus.DONE, TaskStatus.FAILED)
+        return self in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
 class TaskRequest(BaseModel):
@@ -57,6 +59,11 @@ class TaskRequest(BaseModel):
         ge=1,
         description="Seconds from now the task must finish in, or fail with `deadline "
         "exceeded`; at most, and by default, the server's TASK_DEADLINE_SECONDS.",
+    )
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="http(s) URL a worker POSTs the signed result to when the task ends.",
     )
 
     @field_validator("metadata")
@@ -130,12 +137,14 @@ class TaskView(BaseModel):
 
     task_id: str
     status: TaskStatus
+    agent: str | None = None
     result: JSON | None = None
     error: str | None = None
     attempts: int = 0
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    cancel_requested: bool = False
 
 
 class TaskMessage(BaseModel):
@@ -150,6 +159,7 @@ class TaskMessage(BaseModel):
     agent: str | None = None
     metadata: dict[str, JSON] = Field(default_factory=dict)
     deadline_at: float | None = None  # epoch seconds; None in messages older than deadlines
+    callback_url: str | None = None
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump())
@@ -164,6 +174,7 @@ class TaskMessage(BaseModel):
             content=self.content,
             agent=self.agent,
             metadata=self.metadata,
+            callback_url=self.callback_url,
             status=TaskStatus.QUEUED,
             created_at=created_at,
             deadline_at=self.deadline_at,
@@ -211,17 +222,21 @@ class TaskRecord(BaseModel):
     finished_at: float | None = None
     result_published: bool = False
     deadline_at: float | None = None  # epoch seconds: not finished by then → failed
+    callback_url: str | None = None
+    cancel_requested: bool = False
 
     def view(self) -> TaskView:
         return TaskView(
             task_id=self.task_id,
             status=self.status,
+            agent=self.agent,
             result=self.result,
             error=self.error,
             attempts=self.attempts,
             created_at=from_epoch(self.created_at),
             started_at=from_epoch(self.started_at) if self.started_at else None,
             finished_at=from_epoch(self.finished_at) if self.finished_at else None,
+            cancel_requested=self.cancel_requested and not self.status.finished,
         )
 
     def message(self) -> TaskMessage:
@@ -233,6 +248,7 @@ class TaskRecord(BaseModel):
             agent=self.agent,
             metadata=self.metadata,
             deadline_at=self.deadline_at,
+            callback_url=self.callback_url,
         )
 
     def result_message(self) -> ResultMessage:
@@ -251,7 +267,8 @@ class ClaimOutcome(enum.StrEnum):
     """What a claim attempt found."""
 
     CLAIMED = "claimed"  # this worker now runs the task
-    FINISHED = "finished"  # done or failed already: a duplicate or late redelivery
+    FINISHED = "finished"  # done, failed or cancelled already: a duplicate, a late redelivery,
+    # or a task cancelled before any worker claimed it
     BUSY = "busy"  # another worker holds a live lease
     MISSING = "missing"  # no record: expired, or its submission was refused (503)
     LOST = "lost"  # no record and no refusal marker: Redis lost it (restart without AOF)

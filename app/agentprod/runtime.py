@@ -18,7 +18,7 @@ import uvloop
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from agentprod import dead_letters, health, keys
+from agentprod import dead_letters, health, keys, webhooks
 from agentprod import store as stores
 from agentprod.agents import registry
 from agentprod.agents.registry import AgentPool
@@ -58,7 +58,11 @@ def rocketmq_config(settings: Settings) -> Any:
 def real_services(settings: Settings, *, topics: tuple[str, ...]) -> Services:
     return Services(
         settings=settings,
-        store=stores.TaskStore(stores.connect(settings.redis_dsn), group=settings.mq_group_agent),
+        store=stores.TaskStore(
+            stores.connect(settings.redis_dsn),
+            group=settings.mq_group_agent,
+            index_ttl_seconds=settings.task_pending_ttl_seconds,
+        ),
         publisher=rocketmq.RocketMQPublisher(
             config=rocketmq_config(settings), endpoint=settings.mq_endpoint, topics=topics
         ),
@@ -95,7 +99,11 @@ def run_api(settings: Settings) -> None:
 def run_dev(settings: Settings) -> None:
     """`agentprod dev`: API and worker in one process on the embedded broker and store."""
     broker = MemoryBroker(max_retries=settings.mq_max_retries)
-    store = stores.TaskStore(stores.embedded(), group=settings.mq_group_agent)
+    store = stores.TaskStore(
+        stores.embedded(),
+        group=settings.mq_group_agent,
+        index_ttl_seconds=settings.task_pending_ttl_seconds,
+    )
     services = Services(settings=settings, store=store, publisher=broker.publisher())
     consumer = broker.consumer(
         group=settings.mq_group_agent,
@@ -226,6 +234,7 @@ def _worker(
         store=store,
         agents=agents,
         options=worker_options(settings),
+        callbacks=webhooks.CallbackSender(store=store, options=webhooks.options_from(settings)),
     )
 
 

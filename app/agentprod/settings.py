@@ -86,6 +86,20 @@ class Settings(BaseSettings):
     task_pending_ttl_seconds: int = Field(default=7 * 86400, ge=60)
     idempotency_ttl_seconds: int = Field(default=86400, ge=1)
 
+    # Completion webhooks (`callback_url`): the workers sign and send them, the API checks URLs.
+    #: HMAC-SHA256 key of `X-Agentprod-Signature`; a callback_url is refused (422) without it.
+    webhook_secret: str = ""
+    #: Deliveries of one callback before it is given up (each attempt is recorded).
+    webhook_max_attempts: int = Field(default=5, ge=1, le=20)
+    #: Wait after the first failed delivery; doubles per attempt, capped at 5 minutes.
+    webhook_backoff_seconds: float = Field(default=2.0, ge=0, le=3600)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: Allow callbacks to loopback addresses (tests, a receiver beside the worker).
+    webhook_allow_loopback: bool = False
+    #: Allow callbacks to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10).
+    webhook_allow_link_local: bool = False
+    webhook_require_https: bool = False
+
     # API.
     api_host: str = "0.0.0.0"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -10,8 +10,10 @@ This is the only module that imports redis: every Redis error leaves it as `Stor
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
@@ -37,6 +39,9 @@ from agentprod.tenancy import ApiKey, Window
 
 #: How long a refused submission's marker lives: longer than its message could still arrive.
 REFUSED_TTL_SECONDS = 24 * 3600
+#: Default for how long a tenant's task index keeps an entry: the longest a record lives
+#: (TASK_PENDING_TTL_SECONDS; the runtime passes the configured value).
+INDEX_TTL_SECONDS = 7 * 24 * 3600
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -59,11 +64,43 @@ def _translated(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return guarded
 
 
+@dataclasses.dataclass(frozen=True)
+class IndexEntry:
+    """One row of a tenant's task index, with the record fields a listing filters on."""
+
+    task_id: str
+    created_at: float
+    status: str
+    agent: str
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexPage:
+    """What one bounded read of the index found: `entries` newest first, and how many index
+    rows were read (`scanned`; fewer than asked for means the range is exhausted)."""
+
+    entries: list[IndexEntry]
+    scanned: int
+    last: tuple[str, float] | None = None  # the last row read (id, created_at), even if gone
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredEvent:
+    """One entry of a task's event stream: its stream id (the SSE id) and its fields."""
+
+    event_id: str
+    fields: dict[str, str]
+
+
 class TaskStore:
     """Async access to task records; one instance per process."""
 
-    def __init__(self, client: aioredis.Redis, *, group: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, group: str, index_ttl_seconds: int = INDEX_TTL_SECONDS
+    ) -> None:
         self._redis = client
+        self._index_ttl = index_ttl_seconds
+        self._cancel: AsyncScript = client.register_script(store_lua.CANCEL)
         self._running_key = keys.running(group)
         self._create: AsyncScript = client.register_script(store_lua.CREATE)
         self._discard: AsyncScript = client.register_script(store_lua.DISCARD_UNSENT)
@@ -106,7 +143,13 @@ class TaskStore:
         fields = _encode(record) | {"sent": "0"}
         flat = [item for pair in fields.items() for item in pair]
         answer = await self._create(
-            keys=[keys.task(record.task_id), idem_key, keys.open_tasks(record.tenant)],
+            keys=[
+                keys.task(record.task_id),
+                idem_key,
+                keys.open_tasks(record.tenant),
+                keys.tenant_tasks(record.tenant),
+                keys.events(record.task_id),
+            ],
             args=[
                 ttl_seconds,
                 idem_ttl,
@@ -114,6 +157,8 @@ class TaskStore:
                 max_open,
                 repr(record.created_at - open_max_age_seconds),
                 repr(record.created_at),
+                self._index_ttl,
+                repr(record.created_at - self._index_ttl),
                 *flat,
             ],
         )
@@ -149,7 +194,7 @@ class TaskStore:
         """Remove a record whose message could not be sent, unless a worker saw it already."""
         idem = keys.idempotency(tenant, user_id, idempotency_key) if idempotency_key else ""
         removed = await self._discard(
-            keys=[keys.task(task_id), idem, keys.refused(task_id)],
+            keys=[keys.task(task_id), idem, keys.refused(task_id), keys.events(task_id)],
             args=[f"{task_id}|", REFUSED_TTL_SECONDS],
         )
         return bool(removed)
@@ -181,7 +226,12 @@ class TaskStore:
         """Take the task for `owner`; a task whose workers were lost `max_lost` times (each
         claim after an expired lease counts) is failed here instead (outcome ABANDONED)."""
         answer = await self._claim(
-            keys=[keys.task(task_id), self._running_key, keys.refused(task_id)],
+            keys=[
+                keys.task(task_id),
+                self._running_key,
+                keys.refused(task_id),
+                keys.events(task_id),
+            ],
             args=[
                 owner,
                 int(now * 1000),
@@ -215,7 +265,7 @@ class TaskStore:
         "finished" (it had ended already), "busy" (a live lease: look again later) or
         "missing" (no record)."""
         answer = await self._settle_dead(
-            keys=[keys.task(task_id), self._running_key, self._dead_key],
+            keys=[keys.task(task_id), self._running_key, self._dead_key, keys.events(task_id)],
             args=[repr(now), reason, ttl_seconds, task_id],
         )
         return _text(answer)
@@ -227,21 +277,24 @@ class TaskStore:
         return [(_text(row[0]), float(row[1])) for row in rows]
 
     @_translated
-    async def redrive(self, task_id: str, *, ttl_seconds: int) -> bool:
+    async def redrive(self, task_id: str, *, ttl_seconds: int, now: float = 0.0) -> bool:
         """Put a dead-lettered task back to `queued` (its message must then be sent again)."""
         return bool(
             await self._redrive(
-                keys=[keys.task(task_id), self._dead_key], args=[task_id, ttl_seconds]
+                keys=[keys.task(task_id), self._dead_key, keys.events(task_id)],
+                args=[task_id, ttl_seconds, repr(now)],
             )
         )
 
     @_translated
-    async def renew(self, task_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
+    async def renew(self, task_id: str, *, owner: str, now: float, lease_seconds: float) -> int:
+        """Extend `owner`'s lease: 0 when it lost the task, 1 renewed, 2 renewed but a cancel
+        was requested (the backstop of the cancel announcement, `cancellations`)."""
         lease = int((now + lease_seconds) * 1000)
         renewed = await self._renew(
             keys=[keys.task(task_id), self._running_key], args=[owner, lease, task_id]
         )
-        return bool(renewed)
+        return int(renewed)
 
     @_translated
     async def finish(
@@ -257,9 +310,9 @@ class TaskStore:
     ) -> bool:
         """Store the outcome if `owner` still holds the task; False if it lost the lease."""
         if not status.finished:
-            raise ValueError(f"finish needs done or failed, not {status.value}")
+            raise ValueError(f"finish needs done, failed or cancelled, not {status.value}")
         done = await self._finish(
-            keys=[keys.task(task_id), self._running_key],
+            keys=[keys.task(task_id), self._running_key, keys.events(task_id)],
             args=[
                 owner,
                 status.value,
@@ -273,12 +326,150 @@ class TaskStore:
         return bool(done)
 
     @_translated
-    async def release(self, task_id: str, *, owner: str, error: str) -> bool:
-        """Put a failed attempt back to `queued` with its error, for the redelivery to claim."""
+    async def release(
+        self,
+        task_id: str,
+        *,
+        owner: str,
+        error: str,
+        now: float = 0.0,
+        ttl_seconds: int = INDEX_TTL_SECONDS,
+    ) -> int:
+        """Put a failed attempt back to `queued` with its error, for the redelivery to claim:
+        1 released, 0 when `owner` lost the task, 2 when a cancel was requested meanwhile —
+        then the task is `cancelled` instead (kept `ttl_seconds`; its result unpublished)."""
         released = await self._release(
-            keys=[keys.task(task_id), self._running_key], args=[owner, error, task_id]
+            keys=[keys.task(task_id), self._running_key, keys.events(task_id)],
+            args=[owner, error, task_id, repr(now), ttl_seconds],
         )
-        return bool(released)
+        return int(released)
+
+    @_translated
+    async def cancel(self, task_id: str, *, now: float, ttl_seconds: int) -> tuple[str, str]:
+        """Cancel a task: (outcome, status it had). Outcomes: "cancelled" (it was queued and
+        is `cancelled` now, or was already), "cancelling" (running: its worker is told on
+        `keys.cancellations()` and stops it), "finished" (done or failed: nothing to cancel),
+        "missing" (no record)."""
+        answer = await self._cancel(
+            keys=[keys.task(task_id), self._running_key, keys.events(task_id)],
+            args=[
+                repr(now),
+                ttl_seconds,
+                task_id,
+                keys.cancellations(),
+                "cancelled before a worker ran it",
+            ],
+        )
+        outcome, previous = (_text(part) for part in answer)
+        return outcome, previous
+
+    async def cancellations(self) -> AsyncIterator[str]:
+        """Task ids whose cancel is announced, for as long as the caller iterates; raises
+        `StoreUnavailable` when the subscription breaks (the caller subscribes again)."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(keys.cancellations())
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None and message.get("type") == "message":
+                    yield _text(message["data"])
+        except RedisError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+        finally:
+            with contextlib.suppress(RedisError):  # the connection is gone already
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    @_translated
+    async def index_page(
+        self, tenant: str, *, newest: float, oldest: float, limit: int
+    ) -> IndexPage:
+        """Up to `limit` index rows of `tenant` with `oldest <= created_at <= newest`, newest
+        first, with each record's status and agent; rows whose record expired are removed."""
+        index = keys.tenant_tasks(tenant)
+        rows: list[Any] = await self._redis.zrevrangebyscore(
+            index, _score(newest), _score(oldest), start=0, num=limit, withscores=True
+        )
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member, _ in rows:
+                pipe.hmget(keys.task(_text(member)), ["status", "agent"])
+            found: list[Any] = await pipe.execute() if rows else []
+        entries: list[IndexEntry] = []
+        gone: list[str] = []
+        for (member, score), (status, agent) in zip(rows, found, strict=True):
+            task_id = _text(member)
+            if status is None:
+                gone.append(task_id)
+                continue
+            entries.append(
+                IndexEntry(
+                    task_id=task_id,
+                    created_at=float(score),
+                    status=_text(status),
+                    agent=_text(agent) if agent else "",
+                )
+            )
+        if gone:
+            await self._redis.zrem(index, *gone)
+        last = (_text(rows[-1][0]), float(rows[-1][1])) if rows else None
+        return IndexPage(entries=entries, scanned=len(rows), last=last)
+
+    @_translated
+    async def get_many(self, task_ids: list[str]) -> list[TaskRecord | None]:
+        """The records of `task_ids` in one round trip (None for each one gone)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hgetall(keys.task(task_id))
+            raws: list[Any] = await pipe.execute() if task_ids else []
+        return [
+            _decode({_text(k): _text(v) for k, v in raw.items()}) if raw else None for raw in raws
+        ]
+
+    @_translated
+    async def emit(
+        self, task_id: str, *, kind: str, data: JSON, at: float, ttl_seconds: int
+    ) -> str:
+        """Append an event (an agent's progress) to the task's stream; its stream id."""
+        stream = keys.events(task_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                stream,
+                {"at": repr(at), "type": kind, "data": orjson.dumps(data)},
+                maxlen=store_lua.EVENTS_MAXLEN,
+                approximate=True,
+            )
+            pipe.expire(stream, ttl_seconds)
+            event_id, _ = await pipe.execute()
+        return _text(event_id)
+
+    @_translated
+    async def events(
+        self, task_id: str, *, after: str, count: int, block_ms: int | None = None
+    ) -> list[StoredEvent]:
+        """Events after stream id `after` ("0" for all), oldest first; with `block_ms`, wait
+        that long for the first one to arrive."""
+        stream = keys.events(task_id)
+        if block_ms is None:
+            start = "-" if after == "0" else f"({after}"
+            rows: Any = await self._redis.xrange(stream, min=start, count=count)
+            return [_event(row) for row in rows]
+        answer: Any = await self._redis.xread({stream: after}, count=count, block=block_ms)
+        return [_event(row) for _, entries in answer for row in entries]
+
+    @_translated
+    async def record_callback_attempt(
+        self, task_id: str, attempt: dict[str, JSON], *, ttl_seconds: int
+    ) -> None:
+        key = keys.callback_attempts(task_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, orjson.dumps(attempt))
+            pipe.ltrim(key, -100, -1)
+            pipe.expire(key, ttl_seconds)
+            await pipe.execute()
+
+    @_translated
+    async def callback_attempts(self, task_id: str) -> list[dict[str, JSON]]:
+        rows: list[Any] = await self._redis.lrange(keys.callback_attempts(task_id), 0, -1)
+        return [orjson.loads(row) for row in rows]
 
     @_translated
     async def mark_published(self, task_id: str) -> None:
@@ -458,6 +649,7 @@ def _encode(record: TaskRecord) -> dict[str, str]:
         "created_at": repr(record.created_at),
         "published": "1" if record.result_published else "0",
         "deadline_at": repr(record.deadline_at) if record.deadline_at else "",
+        "callback_url": record.callback_url or "",
     }
 
 
@@ -483,6 +675,8 @@ def _decode(fields: dict[str, str]) -> TaskRecord:
         finished_at=number("finished_at"),
         result_published=fields.get("published") == "1",
         deadline_at=number("deadline_at"),
+        callback_url=fields.get("callback_url") or None,
+        cancel_requested=fields.get("cancel_requested") == "1",
     )
 
 
@@ -497,6 +691,21 @@ def _decode_key(fields: dict[str, str]) -> ApiKey:
         rate=fields["rate"],
         max_queued=int(fields["max_queued"]),
         revoked_at=float(revoked) if revoked else None,
+    )
+
+
+def _score(value: float) -> str:
+    if value == float("inf"):
+        return "+inf"
+    if value == float("-inf"):
+        return "-inf"
+    return repr(value)
+
+
+def _event(row: Any) -> StoredEvent:
+    event_id, fields = row
+    return StoredEvent(
+        event_id=_text(event_id), fields={_text(k): _text(v) for k, v in fields.items()}
     )
 
 

@@ -24,6 +24,7 @@ from agentprod import decisions, handling, metrics
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Publisher
 from agentprod.store import StoreUnavailable, TaskStore
+from agentprod.webhooks import CallbackSender
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,11 @@ class Worker:
         agents: AgentPool,
         options: WorkerOptions,
         clock: Callable[[], float] = time.time,  # wall clock: leases are compared across hosts
+        callbacks: CallbackSender | None = None,
     ) -> None:
         self._consumer = consumer
         self._options = options
+        self._callbacks = callbacks
         self._handler = handling.Handler(
             consumer=consumer,
             publisher=publisher,
@@ -84,6 +87,7 @@ class Worker:
             clock=clock,
             worker_id=f"{socket.gethostname()}/{uuid.uuid4().hex[:12]}",  # the pod's name
             on_store_down=self._store_down,
+            callbacks=callbacks,
         )
         self._store = store
         self._store_up = asyncio.Event()
@@ -138,6 +142,16 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive and process until `stop` is set, then drain; returns when done."""
+        listening = asyncio.create_task(self._handler.cancels.listen(self._store))
+        try:
+            await self._receive_until(stop)
+        finally:
+            listening.cancel()
+            await asyncio.wait({listening}, timeout=2)
+            if self._callbacks is not None:
+                await self._callbacks.close(grace_seconds=self._options.shutdown_grace_seconds)
+
+    async def _receive_until(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             self.last_heartbeat = time.monotonic()

@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from agentprod.models import JSON, OPEN_TENANT
+from agentprod.progress import Progress, no_progress
 
 #: Keys the runtime adds to an agent's config dict (never validated, never from AGENT_CONFIG).
 RUNTIME_KEYS = frozenset({"redis_client"})
@@ -87,6 +88,9 @@ class AgentTask:
         if isinstance(self.params, model):
             return self.params
         return model.model_validate(self.metadata)
+
+    #: Report a step to the task's event stream (GET /tasks/{id}/events); never raises.
+    progress: Progress = no_progress
 
 
 class Agent(Protocol):

@@ -95,13 +95,24 @@ class PlannerAgent(DeclaredAgent):
             except plans.PlanError as error:
                 problem = str(error)
                 messages = plans.repair_messages(messages, raw, problem)
+        await task.progress(
+            "plan",
+            {
+                "valid": plan is not None,
+                "attempts": attempts,
+                "subtasks": plan.model_dump()["subtasks"] if plan is not None else [],
+                "error": None if plan is not None else problem,
+            },
+        )
         outcomes: list[dict[str, Any]] = []
         if plan is not None:
             for subtask in plan.subtasks:
+                await task.progress("subtask_started", {"id": subtask.id, "tool": subtask.tool})
                 outcome = await self._toolbox.run(
                     subtask.tool, subtask.args, limit_seconds=settings.llm_tool_timeout_seconds
                 )
                 outcomes.append({"id": subtask.id, **outcome.as_json()})
+                await task.progress("subtask_finished", {"id": subtask.id, **outcome.as_json()})
         answer_model = settings.model_for(Tier.FAST) or chosen.model
         final = await service.call(
             _answer_request(answer_model, task.content, outcomes, plan, settings.llm_max_tokens),

@@ -3,7 +3,8 @@
 A test agent: off unless AGENTPROD_TEST_AGENTS is set. Config `seconds` (default 0.02) sets
 the wait; a task's metadata may override it with `sleep_seconds` (0 to 600), and
 `fail_attempts: N` (0 to 100) makes its first N attempts raise `AgentError` so retry and
-redelivery paths can be exercised end to end.
+redelivery paths can be exercised end to end. `steps: N` (1 to 1000) splits the wait into N
+steps and reports a `step` progress event after each (the events and cancel tests follow them).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ DEFAULT_SECONDS = 0.02
 #: The longest wait a task may ask for (a worker slot is held meanwhile).
 MAX_SECONDS = 600.0
 MAX_FAIL_ATTEMPTS = 100
+MAX_STEPS = 1000
 
 
 class SleepConfig(AgentConfig):
@@ -51,6 +53,13 @@ class SleepParams(AgentParams):
         le=MAX_FAIL_ATTEMPTS,
         description="the first N attempts fail with a retryable error",
     )
+    steps: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_STEPS,
+        strict=True,
+        description="split the wait into this many steps, a `step` progress event after each",
+    )
 
 
 class SleepAgent(DeclaredAgent):
@@ -64,7 +73,10 @@ class SleepAgent(DeclaredAgent):
     async def run(self, task: AgentTask) -> JSON:
         params = task.params_as(SleepParams)
         seconds = self._seconds if params.sleep_seconds is None else params.sleep_seconds
-        await asyncio.sleep(seconds)
+        for step in range(1, params.steps + 1):
+            await asyncio.sleep(seconds / params.steps)
+            if params.steps > 1:
+                await task.progress("step", {"step": step, "of": params.steps})
         if task.attempt <= params.fail_attempts:
             raise AgentError(f"planned failure on attempt {task.attempt}")
         return {"slept_seconds": seconds, "attempt": task.attempt}

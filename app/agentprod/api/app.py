@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from agentprod import tracing
-from agentprod.api import chat, console, docs, errors, probes, tasks
+from agentprod.api import chat, console, control, docs, errors, events, probes, tasks
 from agentprod.api.middleware import body_limit, response_headers, timing
 from agentprod.api.services import Services
 from agentprod.broker.base import BrokerUnavailable
@@ -70,6 +70,8 @@ def create_app(
     )
     app.add_middleware(timing.RequestTimer)  # outermost: refused and failed requests are timed
     errors.install(app, retry_after=settings.retry_after_seconds)
+    app.include_router(control.router(services))  # before tasks: GET /tasks is control's
+    app.include_router(events.router(services))
     app.include_router(tasks.router(services))
     app.include_router(probes.router(services))
     app.include_router(chat.router(services))

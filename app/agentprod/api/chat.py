@@ -45,9 +45,12 @@ class ChatOptions(BaseModel):
     cache: bool | None = Field(
         default=None, description="true: cache even when not deterministic; false: bypass."
     )
+    callback_url: str | None = Field(
+        default=None, max_length=2048, description="Where a worker POSTs the signed result."
+    )
 
     def metadata(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"user_id"}, exclude_none=True)
+        return self.model_dump(exclude={"user_id", "callback_url"}, exclude_none=True)
 
 
 class ChatBody(ChatOptions):
@@ -96,7 +99,11 @@ def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter: 
         agent: str, query: str, body: ChatOptions, who: identity.Caller, key: str | None
     ) -> str:
         request = TaskRequest(
-            user_id=body.user_id, content=query, agent=agent, metadata=body.metadata()
+            user_id=body.user_id,
+            content=query,
+            agent=agent,
+            metadata=body.metadata(),
+            callback_url=body.callback_url,
         )
         # The same checks and two-phase submission as POST /tasks (api/tasks.py).
         tasks.check_request(request, services.settings)
@@ -121,6 +128,10 @@ def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter: 
         if record.status.value == "failed":
             return JSONResponse(
                 {"task_id": task_id, "status": "failed", "error": record.error}, status_code=502
+            )
+        if record.status.value == "cancelled":
+            return JSONResponse(
+                {"task_id": task_id, "status": "cancelled", "error": record.error}, status_code=409
             )
         result = record.result if isinstance(record.result, dict) else {"result": record.result}
         return {"task_id": task_id, "status": record.status.value, **result}

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from agentprod import metrics
+from agentprod import metrics, webhook_rules, webhooks
 from agentprod.agents import registry
 from agentprod.api import errors, identity
 from agentprod.api.services import Services
@@ -140,6 +140,11 @@ def check_request(body: TaskRequest, settings: Settings) -> None:
         raise errors.ClientError(
             422, field, registry.describe(error, prefix="metadata."), "agent_params"
         ) from None
+    if body.callback_url is not None:
+        try:
+            webhooks.check_callback_url(body.callback_url, settings)
+        except webhook_rules.CallbackRefused as error:
+            raise errors.ClientError(422, "callback_url", str(error), "callback_url") from None
 
 
 async def accept(
@@ -161,6 +166,7 @@ async def accept(
         content=body.content,
         agent=body.agent,
         metadata=body.metadata,
+        callback_url=body.callback_url,
         status=TaskStatus.QUEUED,
         created_at=now,
         deadline_at=now + (body.deadline_seconds or settings.task_deadline_seconds),
