@@ -5,7 +5,8 @@ while it runs (the agent stops, its slot is freed, the result says `cancelled`) 
 ended (409); an SSE client that disconnects mid-run and resumes with Last-Event-ID sees every
 event exactly once, and one that connects after the end gets the whole history; a loopback
 webhook receiver gets one signed call per task, and a receiver failing twice gets it on the
-third attempt. One API and one worker (2 slots, the `sleep` agent) serve the whole module.
+third attempt; another tenant's key sees none of it (404, empty list). One API (keys
+required) and one worker (2 slots, the `sleep` agent) serve the whole module.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import http.server
+import json
+import subprocess
 import threading
 import time
 import uuid
@@ -25,11 +28,11 @@ import orjson
 import pytest
 import redis
 from agentprod import keys, webhook_rules
-from harness.apps import AgentprodProcess, free_port
+from harness.apps import AGENTPROD, AgentprodProcess, free_port
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
-from tests.integration.helpers import MAX_RETRIES, post_tasks, read_results
+from tests.integration.helpers import MAX_RETRIES, read_results
 
 SECRET = "test-webhook-secret"
 TERMINAL = {"done", "failed", "cancelled"}
@@ -43,6 +46,8 @@ class Stack:
     result_topic: str
     downstream_group: str
     receiver: Receiver
+    headers: dict[str, str]  # tenant "acme"'s key
+    other: dict[str, str]  # tenant "globex"'s key
 
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -111,6 +116,7 @@ def stack(
         "WEBHOOK_ALLOW_LOOPBACK": "true",
         "WEBHOOK_BACKOFF_SECONDS": "0.2",
         "AGENT": "sleep",
+        "API_AUTH": "required",
     }
     logs = tmp_path_factory.mktemp("control")
     api = AgentprodProcess(command="api", env=env, log_dir=logs, name="api-control")
@@ -124,7 +130,16 @@ def stack(
     try:
         api.wait_healthy()
         worker.wait_healthy()
-        yield Stack(api.url, client, rocketmq.endpoint, result_topic, f"{group}_DOWN", receiver)
+        yield Stack(
+            api.url,
+            client,
+            rocketmq.endpoint,
+            result_topic,
+            f"{group}_DOWN",
+            receiver,
+            headers=_key(redis_server, "acme"),
+            other=_key(redis_server, "globex"),
+        )
     finally:
         receiver.shutdown()
         receiver.server_close()
@@ -133,14 +148,40 @@ def stack(
         api.terminate()
 
 
+def _key(redis_server: RedisServer, tenant: str) -> dict[str, str]:
+    made = subprocess.run(
+        [AGENTPROD, "keys", "create", "--tenant", tenant, "--rate", "100000/minute", "--json"],
+        env={"REDIS_URL": redis_server.url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
+
+
+async def post_tasks(stack: Stack, bodies: list[dict[str, Any]]) -> list[str]:
+    limit = asyncio.Semaphore(20)
+    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=30) as client:
+
+        async def post(body: dict[str, Any]) -> str:
+            async with limit:
+                answer = await client.post("/tasks", json=body)
+                assert answer.status_code == 202, answer.text
+                return str(answer.json()["task_id"])
+
+        return list(await asyncio.gather(*(post(body) for body in bodies)))
+
+
 def submit(stack: Stack, **body: Any) -> str:
-    answer = httpx.post(f"{stack.url}/tasks", json={"user_id": "u1", "content": "x"} | body)
+    answer = httpx.post(
+        f"{stack.url}/tasks", json={"user_id": "u1", "content": "x"} | body, headers=stack.headers
+    )
     assert answer.status_code == 202, answer.text
     return str(answer.json()["task_id"])
 
 
 def view(stack: Stack, task_id: str) -> dict[str, Any]:
-    answer = httpx.get(f"{stack.url}/tasks/{task_id}")
+    answer = httpx.get(f"{stack.url}/tasks/{task_id}", headers=stack.headers)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found
@@ -158,12 +199,12 @@ def wait_status(
 
 
 def cancel(stack: Stack, task_id: str) -> httpx.Response:
-    return httpx.post(f"{stack.url}/tasks/{task_id}/cancel")
+    return httpx.post(f"{stack.url}/tasks/{task_id}/cancel", headers=stack.headers)
 
 
 def test_list_filters_and_pages_500_tasks(stack: Stack) -> None:
     since = datetime.now(UTC)
-    bodies: list[dict[str, object]] = [
+    bodies: list[dict[str, Any]] = [
         {
             "user_id": "lister",
             "content": f"task {n}",
@@ -172,7 +213,7 @@ def test_list_filters_and_pages_500_tasks(stack: Stack) -> None:
         }
         for n in range(500)
     ]
-    ids = asyncio.run(post_tasks(stack.url, bodies))
+    ids = asyncio.run(post_tasks(stack, bodies))
     until = datetime.now(UTC)
     echo_ids = {
         task_id for task_id, body in zip(ids, bodies, strict=True) if body["agent"] == "echo"
@@ -184,7 +225,7 @@ def test_list_filters_and_pages_500_tasks(stack: Stack) -> None:
         cursor = None
         while True:
             query = window | params | ({"cursor": cursor} if cursor else {})
-            answer = httpx.get(f"{stack.url}/tasks", params=query)
+            answer = httpx.get(f"{stack.url}/tasks", params=query, headers=stack.headers)
             assert answer.status_code == 200, answer.text
             page = answer.json()
             seen.append(page["tasks"])
@@ -211,14 +252,20 @@ def test_list_filters_and_pages_500_tasks(stack: Stack) -> None:
     queued = pages(status=["queued", "running"], limit=100)
     assert [task for page in queued for task in page] == []
     # the window's edges are honoured: before the first task, nothing
-    answer = httpx.get(f"{stack.url}/tasks", params={"created_before": since.isoformat()})
+    answer = httpx.get(
+        f"{stack.url}/tasks", params={"created_before": since.isoformat()}, headers=stack.headers
+    )
     assert not {task["task_id"] for task in answer.json()["tasks"]} & set(ids)
+    # another tenant lists none of them
+    theirs = httpx.get(f"{stack.url}/tasks", params={"limit": 100}, headers=stack.other)
+    assert theirs.status_code == 200
+    assert not {task["task_id"] for task in theirs.json()["tasks"]} & set(ids)
     for bad, field in (({"limit": 101}, "limit"), ({"cursor": "!!"}, "cursor")):
-        refused = httpx.get(f"{stack.url}/tasks", params=bad)
+        refused = httpx.get(f"{stack.url}/tasks", params=bad, headers=stack.headers)
         assert refused.status_code == 422, refused.text
         assert field in [problem["field"].split(".")[-1] for problem in refused.json()["detail"]]
-    assert stack.redis.zcard(keys.tenant_tasks("public")) >= 500
-    assert stack.redis.ttl(keys.tenant_tasks("public")) > 0
+    assert stack.redis.zcard(keys.tenant_tasks("acme")) >= 500
+    assert stack.redis.ttl(keys.tenant_tasks("acme")) > 0
 
 
 def test_cancel_before_claim_during_run_and_after_end(stack: Stack) -> None:
@@ -271,6 +318,8 @@ def test_cancel_before_claim_during_run_and_after_end(stack: Stack) -> None:
     assert answer.json()["status"] == "done"
     assert answer.json()["detail"][0]["field"] == "task_id"
     assert cancel(stack, str(uuid.uuid4())).status_code == 404
+    foreign = httpx.post(f"{stack.url}/tasks/{second}/cancel", headers=stack.other)
+    assert foreign.status_code == 404  # another tenant's task is unknown to this key
 
     results = asyncio.run(
         read_results(
@@ -305,7 +354,7 @@ def _read_sse(
     that many events with an id came."""
     got: list[tuple[str | None, dict[str, Any]]] = []
     with httpx.stream(
-        "GET", f"{stack.url}/tasks/{task_id}/events", headers=headers, timeout=30
+        "GET", f"{stack.url}/tasks/{task_id}/events", headers=stack.headers | headers, timeout=30
     ) as answer:
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/event-stream")
@@ -347,9 +396,14 @@ def test_sse_resumes_with_last_event_id_exactly_once(stack: Stack) -> None:
     assert after_end == seen  # the whole history, then the end
     resumed_at_end = _read_sse(stack, task_id, headers={"Last-Event-ID": ids[-1]})
     assert [event["type"] for _, event in resumed_at_end] == ["end"]
-    bad = httpx.get(f"{stack.url}/tasks/{task_id}/events", headers={"Last-Event-ID": "nope"})
+    bad = httpx.get(
+        f"{stack.url}/tasks/{task_id}/events", headers=stack.headers | {"Last-Event-ID": "nope"}
+    )
     assert bad.status_code == 422
-    assert httpx.get(f"{stack.url}/tasks/{uuid.uuid4()}/events").status_code == 404
+    unknown = httpx.get(f"{stack.url}/tasks/{uuid.uuid4()}/events", headers=stack.headers)
+    assert unknown.status_code == 404
+    foreign = httpx.get(f"{stack.url}/tasks/{task_id}/events", headers=stack.other)
+    assert foreign.status_code == 404
 
 
 def test_webhooks_are_signed_delivered_once_and_retried(stack: Stack) -> None:
@@ -378,7 +432,9 @@ def test_webhooks_are_signed_delivered_once_and_retried(stack: Stack) -> None:
         assert headers["x-agentprod-delivery"] == message["result_id"]
     flaky_calls = receiver.calls_to("/flaky")
     assert [headers["x-agentprod-attempt"] for headers, _ in flaky_calls] == ["1", "2", "3"]
-    attempts = httpx.get(f"{stack.url}/tasks/{flaky}/callbacks").json()["attempts"]
+    attempts = httpx.get(f"{stack.url}/tasks/{flaky}/callbacks", headers=stack.headers).json()[
+        "attempts"
+    ]
     assert [(a["attempt"], a["status_code"], a["ok"]) for a in attempts] == [
         (1, 500, False),
         (2, 500, False),
@@ -391,7 +447,9 @@ def test_webhooks_are_signed_delivered_once_and_retried(stack: Stack) -> None:
         ("not a url", "callback_url"),
     ):
         answer = httpx.post(
-            f"{stack.url}/tasks", json={"user_id": "u", "content": "x", "callback_url": url}
+            f"{stack.url}/tasks",
+            json={"user_id": "u", "content": "x", "callback_url": url},
+            headers=stack.headers,
         )
         assert answer.status_code == 422, (url, answer.text)
         assert answer.json()["detail"][0]["field"] == field

@@ -20,11 +20,11 @@ import time
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from agentprod.api import errors, identity
+from agentprod.api import errors, identity, tasks
 from agentprod.api.services import Services
 from agentprod.models import JSON, TaskRecord, TaskStatus, TaskView
 from agentprod.store import IndexEntry
@@ -163,7 +163,8 @@ def router(services: Services) -> APIRouter:
         responses={202: {"model": CancelAnswer}, 404: {}, 409: {}, 503: {}},
     )
     async def cancel_task(
-        task_id: str, who: Annotated[identity.Caller, Depends(identity.caller)]
+        task_id: Annotated[str, Path(max_length=tasks.TASK_ID_MAX)],
+        who: Annotated[identity.Caller, Depends(identity.caller)],
     ) -> CancelAnswer | JSONResponse:
         """Cancel a queued task (200, `cancelled` at once) or a running one (202: its worker
         stops the agent within about a second); again is harmless. 409 once it ended."""
@@ -194,7 +195,8 @@ def router(services: Services) -> APIRouter:
 
     @routes.get("/tasks/{task_id}/callbacks", response_model=CallbackAttempts, responses={404: {}})
     async def callback_attempts(
-        task_id: str, who: Annotated[identity.Caller, Depends(identity.caller)]
+        task_id: Annotated[str, Path(max_length=tasks.TASK_ID_MAX)],
+        who: Annotated[identity.Caller, Depends(identity.caller)],
     ) -> CallbackAttempts:
         """Every delivery attempt of the task's completion webhook, oldest first."""
         record = owned(await store.get(task_id), who, task_id)

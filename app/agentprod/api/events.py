@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from agentprod import progress
-from agentprod.api import control, errors, identity
+from agentprod.api import control, errors, identity, tasks
 from agentprod.api.services import Services
 from agentprod.store import StoredEvent, TaskStore
 
@@ -95,7 +95,7 @@ def router(services: Services) -> APIRouter:
         responses={200: {"content": {"text/event-stream": {}}}, 404: {}, 422: {}, 503: {}},
     )
     async def task_events(
-        task_id: str,
+        task_id: Annotated[str, Path(max_length=tasks.TASK_ID_MAX)],
         request: Request,
         who: Annotated[identity.Caller, Depends(identity.caller)],
         last_event_id: Annotated[str | None, Header(max_length=48)] = None,
