@@ -131,6 +131,7 @@ def _submit(args: argparse.Namespace) -> int:
             api_key=args.api_key,
             wait=not args.no_wait,
             timeout=args.timeout,
+            follow=args.follow,
         )
     except SubmitError as error:
         print(f"agentprod submit: {error}", file=sys.stderr)
@@ -193,6 +194,11 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds to wait for the outcome (default 60)"
     )
     submit.add_argument("--no-wait", action="store_true", help="print the task id and return")
+    submit.add_argument(
+        "--follow",
+        action="store_true",
+        help="print the task's events (status, progress, result) as they come (stderr)",
+    )
 
     keys = commands.add_parser(
         "keys", help="create, list or revoke API keys (stored hashed in Redis)"

@@ -2,12 +2,16 @@
 
 Every failure of the HTTP exchange is a `SubmitError` whose message names the URL (and the
 `--url` flag when the address itself is the problem): the CLI prints it and exits 2.
+
+With `--follow` the wait reads the task's Server-Sent Events (GET /tasks/{id}/events) and
+prints each one as it comes, resuming with Last-Event-ID if the connection drops.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -64,6 +68,7 @@ def submit(
     api_key: str | None = None,
     timeout: float,
     progress: TextIO | None = None,
+    follow: bool = False,
 ) -> dict[str, Any]:
     """Post the task; with `wait`, poll until done/failed (or `timeout`) and return its view."""
     body: dict[str, Any] = {"user_id": user_id, "content": content}
@@ -89,7 +94,49 @@ def submit(
             raise SubmitError(f"POST /tasks answered 202 without a task_id: {answer.text}")
         if not wait:
             return accepted
+        if follow:
+            return _follow(client, task_id, timeout=timeout, progress=progress or sys.stderr)
         return _wait(client, task_id, timeout=timeout, progress=progress or sys.stderr)
+
+
+def _follow(
+    client: httpx.Client, task_id: str, *, timeout: float, progress: TextIO
+) -> dict[str, Any]:
+    """Print the task's events (one `<type> <json>` line each) until its `end`; the view."""
+    deadline = time.monotonic() + timeout
+    last_id: str | None = None
+    while time.monotonic() < deadline:
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        try:
+            with client.stream(
+                "GET", f"/tasks/{task_id}/events", headers=headers, timeout=timeout
+            ) as answer:
+                if answer.status_code != 200:
+                    answer.read()
+                    raise SubmitError(
+                        f"GET /tasks/{task_id}/events answered {answer.status_code}: {answer.text}"
+                    )
+                event_id: str | None = None
+                for line in answer.iter_lines():
+                    if line.startswith("id:"):
+                        event_id = line[3:].strip()
+                    elif line.startswith("data:"):
+                        try:
+                            data = json.loads(line[5:])
+                        except ValueError:
+                            raise SubmitError(f"events of {task_id}: not JSON: {line!r}") from None
+                        progress.write(
+                            f"{data.get('type')} {json.dumps(data, ensure_ascii=False)}\n"
+                        )
+                        progress.flush()
+                        if data.get("type") == "end":
+                            return _json(client.get(f"/tasks/{task_id}"), "GET /tasks/{id}")
+                        last_id = event_id or last_id
+                        event_id = None
+        except httpx.TransportError as error:  # dropped: resume after the last event seen
+            progress.write(f"(events connection lost: {error}; resuming)\n")
+            time.sleep(POLL_SECONDS)
+    raise SubmitError(f"task {task_id} did not end within {timeout:.0f}s")
 
 
 def _wait(

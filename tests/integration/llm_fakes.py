@@ -8,7 +8,8 @@ in the last user message, so one server serves every test and each test owns its
 - `[500]`: always 500; `[400]`: always 400 (not retryable);
 - `[slow:S]`: answer after S seconds (the client's timeout should fire first);
 - `[badplan]`: a forced tool call gets arguments that are not a plan;
-- anything else: `echo: <message>` with usage.
+- anything else: `echo: <message>` with usage — streamed word by word (SSE chunks, 20 ms
+  apart, usage in the last chunk) when the request asks for `stream`.
 
 `calls(prompt)` gives the times of the calls made for a prompt, so tests can check that a
 retry honoured Retry-After and that nothing was called twice.
@@ -46,7 +47,43 @@ class FaultyModelServer:
                 status, headers, answer, delay = owner._respond(body)
                 if delay:
                     time.sleep(delay)
+                if status == 200 and body.get("stream"):
+                    self._stream(answer)
+                    return
                 self._send(status, answer, headers)
+
+            def _stream(self, answer: dict[str, Any]) -> None:
+                text = str(answer["choices"][0]["message"].get("content") or "")
+                words = re.findall(r"\S+\s*", text) or [""]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for n, word in enumerate(words):
+                    last = n == len(words) - 1
+                    self._chunk(answer, {"content": word}, "stop" if last else None)
+                    time.sleep(0.02)
+                self._chunk(answer, None, None, usage=answer["usage"])
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+            def _chunk(
+                self,
+                answer: dict[str, Any],
+                delta: dict[str, Any] | None,
+                finish: str | None,
+                usage: dict[str, Any] | None = None,
+            ) -> None:
+                choices = [{"index": 0, "delta": delta, "finish_reason": finish}] if delta else []
+                chunk = {
+                    "id": answer["id"],
+                    "object": "chat.completion.chunk",
+                    "created": answer["created"],
+                    "model": answer["model"],
+                    "choices": choices,
+                    "usage": usage,
+                }
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                self.wfile.flush()
 
             def _send(
                 self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None

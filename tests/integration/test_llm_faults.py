@@ -7,14 +7,17 @@ provider signals count one throttled and one ok call); 503 likewise;
 500s are retried and the task fails visibly after the group's retries; a slow model hits the
 per-call timeout and fails visibly; a 400 fails at once without retries; a planner whose plan
 stays invalid falls back to a direct answer; no model configured → 503 naming the variable.
-Every task reaches a terminal state: nothing is lost.
+Every task reaches a terminal state: nothing is lost. Progress on the task's event stream: a
+streamed chat answer arrives as `tokens` events, the planner reports its plan and subtasks.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -129,6 +132,56 @@ def test_invalid_plan_falls_back_clearly(
     assert body["plan_error"]
     assert body["answer"] == f"echo: {marker}"
     assert len(fake_model.calls(marker)) == 3  # plan, repaired plan, direct answer
+
+
+def events_of(url: str, task_id: str) -> list[dict[str, Any]]:
+    """The task's whole event history from GET /tasks/{id}/events (it has ended)."""
+    answer = httpx.get(f"{url}/tasks/{task_id}/events", timeout=30)
+    assert answer.status_code == 200, answer.text
+    return [json.loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: ")]
+
+
+def test_streamed_chat_answer_comes_as_tokens_events(api_url: str) -> None:
+    words = " ".join(f"word{n}" for n in range(40))
+    answer = httpx.post(
+        f"{api_url}/chat",
+        json={"query": f"{words} {uuid.uuid4().hex}", "stream": True, "wait_seconds": 60},
+        timeout=90,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    events = events_of(api_url, body["task_id"])
+    tokens = [event for event in events if event["type"] == "tokens"]
+    assert len(tokens) >= 2  # streamed in pieces, not once at the end
+    assert [event["index"] for event in tokens] == list(range(len(tokens)))
+    assert "".join(event["text"] for event in tokens) == body["answer"]
+    assert body["answer"].startswith("echo: word0 word1")
+    assert body["usage"] == {"prompt_tokens": 8, "completion_tokens": 4, "total_tokens": 12}
+    kinds = [event["type"] for event in events]
+    assert kinds.index("tokens") > kinds.index("status")  # after `running`
+    assert kinds[-2:] == ["status", "end"]
+
+
+def test_planner_reports_its_plan_and_each_subtask(launch: Launch, llm_env: dict[str, str]) -> None:
+    launch("worker", AGENT="planner", **llm_env)
+    api = launch("api", **llm_env)
+    answer = chat(api.url, f"what is 25 times 4? {uuid.uuid4().hex}", path="/chat/multi-agent")
+    assert answer.status_code == 200, answer.text
+    events = events_of(api.url, answer.json()["task_id"])
+    progress = [event for event in events if event["type"] not in ("status", "end")]
+    assert [(event["type"], event.get("id")) for event in progress] == [
+        ("plan", None),
+        ("subtask_started", 1),
+        ("subtask_finished", 1),
+    ]
+    assert progress[0]["valid"] is True
+    assert progress[0]["subtasks"][0]["tool"] == "calculate"
+    assert progress[2]["ok"] is True
+    assert [event.get("status") for event in events if event["type"] == "status"] == [
+        "queued",
+        "running",
+        "done",
+    ]
 
 
 def test_no_model_configured_is_a_503_naming_the_variable(launch: Launch) -> None:

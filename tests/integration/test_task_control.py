@@ -159,6 +159,31 @@ def _key(redis_server: RedisServer, tenant: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
 
 
+def test_submit_follow_prints_the_events(stack: Stack) -> None:
+    done = subprocess.run(
+        [AGENTPROD, "submit", "follow me", "--agent", "sleep", "--follow", "--timeout", "60"],
+        env={
+            "AGENTPROD_URL": stack.url,
+            "AGENTPROD_API_KEY": stack.headers["Authorization"].removeprefix("Bearer "),
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line.split(" ", 1) for line in done.stderr.splitlines()]
+    events = [json.loads(data) for _, data in lines]
+    assert [(event["type"], event.get("status")) for event in events] == [
+        ("status", "queued"),
+        ("status", "running"),
+        ("status", "done"),
+        ("end", "done"),
+    ]
+    assert json.loads(done.stdout)["status"] == "done"
+
+
 async def post_tasks(stack: Stack, bodies: list[dict[str, Any]]) -> list[str]:
     limit = asyncio.Semaphore(20)
     async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=30) as client:

@@ -2,8 +2,9 @@
 
 The route (fast or strong tier, and why) comes from `llm.routing`; the call goes through the
 shared cache, the per-model rate limit and the ledger (`llm.calling`). Task metadata may carry
-`model`, `task_type`, `system`, `temperature`, `max_tokens` and `cache` (true: cache even a
-non-deterministic request; false: bypass the cache). The result:
+`model`, `task_type`, `system`, `temperature`, `max_tokens`, `cache` (true: cache even a
+non-deterministic request; false: bypass the cache) and `stream` (true: stream the answer from
+the model and report it as `tokens` events on the task's event stream). The result:
 
     {"answer", "model_used", "tier", "route", "latency_ms", "model_latency_ms", "usage",
      "cost", "cached", "finish_reason"}
@@ -24,6 +25,7 @@ from agentprod.llm import routing
 from agentprod.llm.client import ChatRequest
 from agentprod.llm.config import Tier
 from agentprod.models import JSON
+from agentprod.progress import TokenEvents
 
 DEFAULT_SYSTEM = "You are a helpful assistant. Answer briefly and accurately."
 MAX_TOKENS_CAP = llm_support.MAX_TOKENS_CAP
@@ -69,12 +71,16 @@ class ChatAgent(DeclaredAgent):
                     max_tokens=params.max_tokens or settings.llm_max_tokens,
                 )
                 cache_flag = params.cache
+                tokens = TokenEvents(task.progress) if params.stream is True else None
                 result = await service.call(
                     request,
                     tenant=task.tenant,
                     use_cache=cache_flag is not False,
                     cache_opt_in=cache_flag is True,
+                    on_delta=tokens.add if tokens is not None else None,
                 )
+                if tokens is not None:
+                    await tokens.flush()
         completion = result.completion
         return {
             "answer": completion.text,

@@ -92,6 +92,11 @@ class ChatParams(RouteParams):
         strict=True,
         description="true: cache even a non-deterministic request; false: bypass the cache",
     )
+    stream: bool | None = Field(
+        default=None,
+        strict=True,
+        description="true: stream the answer, reported as `tokens` events of the task",
+    )
 
 
 def blank_to_none(value: str | None) -> str | None:

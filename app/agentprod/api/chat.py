@@ -45,6 +45,10 @@ class ChatOptions(BaseModel):
     cache: bool | None = Field(
         default=None, description="true: cache even when not deterministic; false: bypass."
     )
+    stream: bool | None = Field(
+        default=None,
+        description="true: stream the answer as `tokens` events (GET /tasks/{id}/events).",
+    )
     callback_url: str | None = Field(
         default=None, max_length=2048, description="Where a worker POSTs the signed result."
     )

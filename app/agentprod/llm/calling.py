@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentprod import tracing
@@ -82,7 +83,10 @@ class LLMService:
         use_cache: bool = True,
         cache_opt_in: bool = False,
         limit_seconds: float | None = None,
+        on_delta: Callable[[str], Awaitable[None]] | None = None,
     ) -> CallResult:
+        """One call; with `on_delta` the answer is streamed to it as it comes (a cache hit
+        hands it the whole text at once)."""
         with tracing.model_call_span(request.model) as span:
             result = await self._call(
                 request,
@@ -90,6 +94,7 @@ class LLMService:
                 use_cache=use_cache,
                 cache_opt_in=cache_opt_in,
                 limit_seconds=limit_seconds,
+                on_delta=on_delta,
             )
             tracing.record_model_call(
                 span,
@@ -108,6 +113,7 @@ class LLMService:
         use_cache: bool,
         cache_opt_in: bool,
         limit_seconds: float | None,
+        on_delta: Callable[[str], Awaitable[None]] | None,
     ) -> CallResult:
         started = time.perf_counter()
         digest = None
@@ -118,6 +124,8 @@ class LLMService:
             hit = await self.cache.get(digest)
             if hit is not None:
                 await self.ledger.cache_hit(request.model, tenant)
+                if on_delta is not None and hit.text:
+                    await on_delta(hit.text)
                 return CallResult(hit, True, _ms_since(started), 0.0)
             self.ledger.cache_miss(request.model)
         try:
@@ -129,7 +137,12 @@ class LLMService:
                 await self.signals.limited()
             raise
         try:
-            completion = await self.client.complete(request, limit_seconds=limit_seconds)
+            if on_delta is None:
+                completion = await self.client.complete(request, limit_seconds=limit_seconds)
+            else:
+                completion = await self.client.stream(
+                    request, on_delta=on_delta, limit_seconds=limit_seconds
+                )
         except ProviderError as error:
             await self.ledger.error(request.model, type(error).__name__, tenant)
             if self.signals is not None and (

@@ -11,10 +11,11 @@ The SDK's own retries are off by default (`LLM_MAX_RETRIES`), so the decision st
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import openai
@@ -159,15 +160,11 @@ class ModelClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def complete(
-        self, request: ChatRequest, *, limit_seconds: float | None = None
-    ) -> Completion:
-        started = time.perf_counter()
+    @contextlib.asynccontextmanager
+    async def _classified(self) -> AsyncIterator[None]:
+        """Turn the SDK's errors into `ProviderError`s."""
         try:
-            answer = await self._client.chat.completions.create(
-                **request.body(),
-                timeout=limit_seconds or self._settings.llm_timeout_seconds,
-            )
+            yield
         except openai.APIStatusError as error:
             raise classify_status(
                 error.status_code,
@@ -180,6 +177,56 @@ class ModelClient:
             raise ProviderTransient(f"model call timed out: {error}") from error
         except openai.APIConnectionError as error:
             raise ProviderTransient(f"model server unreachable: {error}") from error
+        except openai.APIError as error:  # broken mid-stream
+            raise ProviderTransient(f"model stream failed: {error}") from error
+
+    async def stream(
+        self,
+        request: ChatRequest,
+        *,
+        on_delta: Callable[[str], Awaitable[None]],
+        limit_seconds: float | None = None,
+    ) -> Completion:
+        """The completion, streamed: `on_delta` gets each piece of text as the server sends
+        it; usage comes from the server's last chunk (`stream_options.include_usage`)."""
+        started = time.perf_counter()
+        parts: list[str] = []
+        model = request.model
+        usage: costs.Usage | None = None
+        finish_reason: str | None = None
+        async with self._classified():
+            chunks = await self._client.chat.completions.create(
+                **request.body(),
+                stream=True,
+                stream_options={"include_usage": True},
+                timeout=limit_seconds or self._settings.llm_timeout_seconds,
+            )
+            async for chunk in chunks:
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    usage = costs.usage_from(chunk.usage)
+                for choice in chunk.choices[:1]:
+                    if choice.delta.content:
+                        parts.append(choice.delta.content)
+                        await on_delta(choice.delta.content)
+                    finish_reason = choice.finish_reason or finish_reason
+        return Completion(
+            text="".join(parts),
+            model=model,
+            usage=usage,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            finish_reason=finish_reason,
+        )
+
+    async def complete(
+        self, request: ChatRequest, *, limit_seconds: float | None = None
+    ) -> Completion:
+        started = time.perf_counter()
+        async with self._classified():
+            answer = await self._client.chat.completions.create(
+                **request.body(),
+                timeout=limit_seconds or self._settings.llm_timeout_seconds,
+            )
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         if not answer.choices:
             raise ProviderTransient("model server answered without choices")
