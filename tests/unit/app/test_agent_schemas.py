@@ -64,6 +64,7 @@ def test_params_schema_documents_the_bounds_and_allows_other_keys() -> None:
         "temperature",
         "max_tokens",
         "cache",
+        "stream",
     }
     assert registry.params_schema("tagger")["properties"] == {}
 
