@@ -104,7 +104,9 @@ def main() -> None:
     args = parser.parse_args()
     with real_stack() as stack:
         topic, group = stack.pipeline()
-        env = stack.env(topic, group, AGENT="sleep", WORKER_CONCURRENCY="32")
+        env = stack.env(
+            topic, group, AGENT="sleep", WORKER_CONCURRENCY="32", AGENTPROD_TEST_AGENTS="true"
+        )
         api = stack.launch("api", env)
         stack.launch("worker", env)
         report(

@@ -117,6 +117,7 @@ def stack(
         "WEBHOOK_BACKOFF_SECONDS": "0.2",
         "AGENT": "sleep",
         "API_AUTH": "required",
+        "AGENTPROD_TEST_AGENTS": "true",  # `sleep` and `echo`
     }
     logs = tmp_path_factory.mktemp("control")
     api = AgentprodProcess(command="api", env=env, log_dir=logs, name="api-control")
