@@ -54,7 +54,13 @@ def test_summary_counts_every_status_and_the_last_minute_only() -> None:
         _record("d", TaskStatus.QUEUED, finished_ago=None),
     ]
     summary = views.summary(records, now=NOW)
-    assert summary["by_status"] == {"queued": 1, "running": 0, "done": 2, "failed": 1}
+    assert summary["by_status"] == {
+        "queued": 1,
+        "running": 0,
+        "done": 2,
+        "failed": 1,
+        "cancelled": 0,
+    }
     assert summary["throughput_per_minute"] == 2.0
     assert summary["p50_latency_ms"] == 90_000.0  # created 100 s ago, finished 10 s ago
     assert views.summary([], now=NOW)["p50_latency_ms"] is None
