@@ -5,7 +5,8 @@ In order, on one release (the tests share it, as a user's cluster would):
 1. `helm install` with the dev services: operator, API, Redis and RocketMQ pods Running and
    Ready (the API's readiness probe is its real /readyz: Redis and RocketMQ reachable);
 2. examples/pipeline.yaml applied (kubectl): worker pods consume, tasks posted through the API
-   Service (port-forward) reach `done` and the result topic;
+   Service (port-forward) reach `done` and the result topic; a pipeline naming an agent the
+   image does not register shows Ready=False (WorkerConfigInvalid) and recovers once fixed;
 3. scaling with real pods: from 0 workers a backlog starts pods that drain it and the
    operator takes them back to 0; prints first message → first done and backlog → desired
    replicas Ready;
@@ -346,6 +347,57 @@ def test_example_pipeline_workers_consume(deployed: Deployed) -> None:
     assert all(task["result"]["labels"] is not None for task in done.values())
     assert deployed.result_messages() - results_before >= len(ids)
     print(f"\npipeline: {deployed.figures}", file=sys.stderr)
+
+
+def test_unregistered_agent_makes_the_pipeline_not_ready(deployed: Deployed) -> None:
+    """`agent.name` not in the worker image: the worker exits 2 with its line, and the operator
+    turns the crash loop into Ready=False (WorkerConfigInvalid, that line); fixed, Ready again."""
+    name = "bad-agent"
+    body = example_pipeline(minReplicas=1, maxReplicas=1)
+    body["metadata"]["name"] = name
+    body["spec"] |= {
+        "topics": {"request": {"name": "TopicBadAgent"}, "result": {"name": "TopicBadAgentR"}},
+        "consumerGroup": {"name": "GID_BAD_AGENT"},
+        "agent": {"name": "nope"},
+        "deletionPolicy": "Delete",
+    }
+
+    def ready() -> dict[str, Any]:
+        found = deployed.json("agentpipeline", name).get("status") or {}
+        by_type = {c["type"]: c for c in found.get("conditions") or []}
+        return by_type.get("Ready") or {}
+
+    t0 = time.monotonic()
+    deployed.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(body))
+    condition = wait_for(
+        lambda: ready() if ready().get("reason") == "WorkerConfigInvalid" else None,
+        timeout=180,
+        what="Ready=False WorkerConfigInvalid",
+    )
+    not_ready = time.monotonic() - t0
+    assert condition["status"] == "False", condition
+    assert "invalid configuration: AGENT: unknown agent 'nope'" in condition["message"], condition
+    assert "tagger" in condition["message"], condition  # the registered agents are listed
+    selector = f"app.kubernetes.io/name=agentprod-worker,app.kubernetes.io/instance={name}"
+    (status,) = [s for p in deployed.pods(selector) for s in p["status"]["containerStatuses"]]
+    terminated = status["state"].get("terminated") or status["lastState"]["terminated"]
+    assert terminated["exitCode"] == 2, status
+    events = deployed.json("events", "--field-selector", f"involvedObject.name={name}")["items"]
+    assert any(e["reason"] == "NotReady" and e["type"] == "Warning" for e in events), events
+    t1 = time.monotonic()
+    deployed.kubectl(
+        "patch", "agentpipeline", name, "-n", NS, "--type=merge",
+        "-p", json.dumps({"spec": {"agent": {"name": "tagger"}}}),
+    )  # fmt: skip
+    wait_for(lambda: ready().get("status") == "True", timeout=240, what="Ready=True once fixed")
+    fixed = time.monotonic() - t1
+    assert deployed.ready_pods(selector)
+    deployed.kubectl("delete", "agentpipeline", name, "-n", NS, "--timeout=90s")
+    print(
+        f"\nunregistered agent: apply → Ready=False {not_ready:.1f}s; "
+        f"fixed → Ready=True {fixed:.1f}s",
+        file=sys.stderr,
+    )
 
 
 def test_scale_from_zero_with_real_pods(deployed: Deployed) -> None:
