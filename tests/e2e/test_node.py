@@ -68,9 +68,9 @@ def helm_values() -> list[str]:
         "rocketmq.dev.enabled": "true",
         # The API accepts tasks for the sleep agent (the workers enable it through worker.env).
         "api.env[0].name": "AGENTPROD_TEST_AGENTS",
-        "api.env[0].value": "true",
     }
-    sets = {"fullnameOverride": RELEASE}
+    # An env value is a string: `--set ...value=true` would hand the API server a bool.
+    sets = {"fullnameOverride": RELEASE, "api.env[0].value": "true"}
     for key, image in (
         ("image", APP_IMAGE),
         ("operator.image", OPERATOR_IMAGE),
@@ -307,7 +307,7 @@ def test_helm_install_runs_ready_pods(deployed: Deployed) -> None:
     # The chart requires API keys: a key made the way an operator would, in the API pod.
     assert deployed.request("GET", f"/tasks/{uuid.uuid4()}")[0] == 401
     made = deployed.kubectl(
-        "exec", f"deploy/{RELEASE}-api", "--", "agentprod", "keys", "create",
+        "exec", "-n", NS, f"deploy/{RELEASE}-api", "--", "agentprod", "keys", "create",
         "--tenant", "e2e", "--json",
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
