@@ -32,6 +32,13 @@ def schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         )
         components = document.get("components", {})
         request = components.get("schemas", {}).get("TaskRequest", {}).get("properties", {})
+        if not settings.webhook_secret:  # callbacks are off here: any URL is refused (422)
+            for body in components.get("schemas", {}).values():
+                if "callback_url" in body.get("properties", {}):
+                    body["properties"]["callback_url"] = {
+                        "type": "null",
+                        "description": "Callbacks are off on this server (no WEBHOOK_SECRET).",
+                    }
         if "metadata" in request:
             request["metadata"] = _metadata_schema(request["metadata"], settings, components)
         if "deadline_seconds" in request:  # the server's bound, which the model cannot know

@@ -7,6 +7,7 @@ no route builds an error response by hand.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -112,9 +113,11 @@ def install(app: FastAPI, *, retry_after: int) -> None:
         return answer(error.status, error.field, error.message, error.kind, error.headers)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         """Starlette's own refusals (400 unreadable body, 404 unknown path, 405 method) in the
         same JSON shape as ours."""
+        if error.status_code == 405:  # every method of the path, not only the first route's
+            error.headers = {"Allow": ", ".join(_methods(app, request))}
         kind = {400: "unreadable", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
         field = "body" if error.status_code in (400, 413) else "path"
         return answer(
@@ -133,6 +136,16 @@ def install(app: FastAPI, *, retry_after: int) -> None:
     async def store_unavailable(_: Request, error: StoreUnavailable) -> JSONResponse:
         metrics.SUBMIT_REFUSED.labels(dependency="redis").inc()
         return _unavailable("redis", f"task store unavailable: {error}", retry_after)
+
+
+def _methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods the app's routes serve at the request's path (from its OpenAPI paths)."""
+    allowed: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            allowed |= {method.upper() for method in operations}
+    return sorted(allowed)
 
 
 def answer(

@@ -24,7 +24,8 @@ from agentprod.api import control, errors, identity, tasks
 from agentprod.api.services import Services
 from agentprod.store import StoredEvent, TaskStore
 
-EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+EVENT_ID_PATTERN = r"^(0|[0-9]{1,20}-[0-9]{1,20})$"  # a Redis stream id, or 0: from the start
+EVENT_ID = re.compile(EVENT_ID_PATTERN)
 BATCH = 200
 BLOCK_MS = 1000  # below the Redis client's socket timeout (2 s)
 KEEPALIVE_SECONDS = 15.0
@@ -98,12 +99,12 @@ def router(services: Services) -> APIRouter:
         task_id: Annotated[str, Path(max_length=tasks.TASK_ID_MAX)],
         request: Request,
         who: Annotated[identity.Caller, Depends(identity.caller)],
-        last_event_id: Annotated[str | None, Header(max_length=48)] = None,
-        after: Annotated[str | None, Query(alias="last_event_id", max_length=48)] = None,
+        last_event_id: Annotated[str | None, Header(pattern=EVENT_ID_PATTERN)] = None,
+        after: Annotated[str | None, Query(alias="last_event_id", pattern=EVENT_ID_PATTERN)] = None,
     ) -> StreamingResponse:
         """The task's events as SSE; resume with the `Last-Event-ID` header."""
         resume = last_event_id or after or "0"
-        if resume != "0" and not EVENT_ID.match(resume):
+        if not EVENT_ID.match(resume):
             raise errors.ClientError(
                 422, "Last-Event-ID", "an event id looks like 1700000000000-0", "event_id"
             )

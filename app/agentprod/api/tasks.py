@@ -125,6 +125,11 @@ def check_request(body: TaskRequest, settings: Settings) -> None:
             f"content is {size} bytes; the limit is {settings.max_content_bytes}",
             "too_large",
         )
+    if body.callback_url is not None:
+        try:
+            webhooks.check_callback_url(body.callback_url, settings)
+        except webhook_rules.CallbackRefused as error:
+            raise errors.ClientError(422, "callback_url", str(error), "callback_url") from None
     if body.agent is None:
         return  # the worker's AGENT decides, and checks the parameters itself
     if not registry.is_enabled(body.agent, test_agents=settings.test_agents):
@@ -140,11 +145,6 @@ def check_request(body: TaskRequest, settings: Settings) -> None:
         raise errors.ClientError(
             422, field, registry.describe(error, prefix="metadata."), "agent_params"
         ) from None
-    if body.callback_url is not None:
-        try:
-            webhooks.check_callback_url(body.callback_url, settings)
-        except webhook_rules.CallbackRefused as error:
-            raise errors.ClientError(422, "callback_url", str(error), "callback_url") from None
 
 
 async def accept(
