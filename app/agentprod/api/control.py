@@ -21,7 +21,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from agentprod.api import errors, identity, tasks
 from agentprod.api.services import Services
@@ -56,6 +56,21 @@ class CallbackAttempts(BaseModel):
     callback_url: str | None
     attempts: list[dict[str, JSON]]
 
+
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _rfc3339(value: object) -> object:
+    """Only what the schema's `format: date-time` admits (RFC 3339 with an offset): pydantic
+    alone would also take `2020-01-01` or `1700000000`."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2026-12-01T10:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 #: `<created_at>_<task_id>` of the last row a page read: plain, so that every text the schema's
 #: pattern admits is a position (a fuzzer's valid cursor gets a page, never a 4xx).
@@ -109,18 +124,15 @@ def router(services: Services) -> APIRouter:
         who: Annotated[identity.Caller, Depends(identity.caller)],
         status: Annotated[list[TaskStatus] | None, Query()] = None,
         agent: Annotated[str | None, Query(max_length=64)] = None,
-        created_after: Annotated[datetime | None, Query()] = None,
-        created_before: Annotated[datetime | None, Query()] = None,
+        created_after: Annotated[Timestamp | None, Query()] = None,
+        created_before: Annotated[Timestamp | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
     ) -> TaskPage:
         """The caller's tasks, newest first; `status` may repeat. Follow `next_cursor`."""
         newest = created_before.timestamp() if created_before else math.inf
         oldest = created_after.timestamp() if created_after else -math.inf
-        if oldest > newest:
-            raise errors.ClientError(
-                422, "created_after", "created_after is later than created_before", "range"
-            )
+        # created_after later than created_before is an empty range: an empty page, no error
         position = Position.decode(cursor) if cursor else None
         if position is not None:
             newest = min(newest, position.created_at)

@@ -24,7 +24,8 @@ from agentprod.api import control, errors, identity, tasks
 from agentprod.api.services import Services
 from agentprod.store import StoredEvent, TaskStore
 
-EVENT_ID_PATTERN = r"^(0|[0-9]{1,20}-[0-9]{1,20})$"  # a Redis stream id, or 0: from the start
+#: A Redis stream id (each part within 64 bits), or 0: from the start.
+EVENT_ID_PATTERN = r"^(0|[0-9]{1,19}-[0-9]{1,19})$"
 EVENT_ID = re.compile(EVENT_ID_PATTERN)
 BATCH = 200
 BLOCK_MS = 1000  # below the Redis client's socket timeout (2 s)
