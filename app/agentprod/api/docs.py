@@ -32,6 +32,10 @@ def schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         )
         components = document.get("components", {})
         request = components.get("schemas", {}).get("TaskRequest", {}).get("properties", {})
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                for parameter in operation.get("parameters", []):
+                    _not_null(parameter)
         if not settings.webhook_secret:  # callbacks are off here: any URL is refused (422)
             for body in components.get("schemas", {}).values():
                 if "callback_url" in body.get("properties", {}):
@@ -59,6 +63,17 @@ def schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
                     operation.get("responses", {}).pop("401", None)
         app.openapi_schema = document
     return app.openapi_schema
+
+
+def _not_null(parameter: dict[str, Any]) -> None:
+    """An HTTP parameter is absent or a string, never JSON null (a client sending the text
+    `null` would be refused): drop the null branch FastAPI writes for `X | None`."""
+    schema = parameter.get("schema", {})
+    choices = schema.get("anyOf")
+    if choices and {"type": "null"} in choices:
+        kept = [choice for choice in choices if choice != {"type": "null"}]
+        rest = {key: value for key, value in schema.items() if key != "anyOf"}
+        parameter["schema"] = (kept[0] if len(kept) == 1 else {"anyOf": kept}) | rest
 
 
 def _params_rule(agent: str) -> dict[str, Any]:
