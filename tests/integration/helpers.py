@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +18,8 @@ import redis
 from agentprod import keys
 from agentprod.broker.base import BrokerUnavailable
 from agentprod.broker.rocketmq import RocketMQConsumer, configuration
-from harness.apps import AgentprodProcess
+from harness.apps import AGENTPROD, AgentprodProcess
+from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
 #: Deliveries a test group allows before dead-lettering (MQ_MAX_RETRIES of the processes).
@@ -149,3 +152,20 @@ def downstream_results(rocketmq: RocketMQ, names: Names, *, expect: int) -> list
             expect=expect,
         )
     )
+
+
+def make_key(redis_server: RedisServer, tenant: str, *flags: str) -> dict[str, str]:
+    """A key of `tenant`, made by the real `agentprod keys create` (its JSON answer)."""
+    done = subprocess.run(
+        [AGENTPROD, "keys", "create", "--tenant", tenant, "--json", *flags],
+        env={"REDIS_URL": redis_server.url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    made: dict[str, str] = json.loads(done.stdout)
+    return made
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

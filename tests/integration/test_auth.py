@@ -18,23 +18,7 @@ import pytest
 from harness.apps import AGENTPROD, AgentprodProcess, free_port
 from harness.redis import RedisServer
 
-from tests.integration.helpers import Launch
-
-
-def make_key(redis_server: RedisServer, tenant: str, *flags: str) -> dict[str, str]:
-    done = subprocess.run(
-        [AGENTPROD, "keys", "create", "--tenant", tenant, "--json", *flags],
-        env={"REDIS_URL": redis_server.url, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    made: dict[str, str] = json.loads(done.stdout)
-    return made
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+from tests.integration.helpers import Launch, bearer, make_key
 
 
 @pytest.fixture

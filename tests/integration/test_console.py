@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +20,10 @@ import pytest
 import redis
 from agentprod.console import state
 from harness.browser import launch_flags, require_chromium
+from harness.redis import RedisServer
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
-from tests.integration.helpers import Launch
+from tests.integration.helpers import Launch, make_key
 
 ROOT = Path(__file__).parents[2]
 SHOTS = ROOT / ".cache" / "console"
@@ -49,14 +51,18 @@ def _submit(page: Page, content: str) -> None:
 
 
 def test_console_shows_tasks_live_and_a_pipeline(
-    launch: Launch, browser: BrowserContext, redis_client: redis.Redis
+    launch: Launch, browser: BrowserContext, redis_client: redis.Redis, redis_server: RedisServer
 ) -> None:
     launch("worker", AGENT="sleep", WORKER_CONCURRENCY="4")
-    api = launch("api")
+    api = launch("api", API_AUTH="required")
+    # A tenant of its own: the console shows only this tenant's tasks, none of other tests'.
+    key = make_key(redis_server, f"console-{uuid.uuid4().hex[:8]}", "--rate", "100000/minute")
     _write_pipeline(redis_client.connection_pool.connection_kwargs)
 
     page = browser.new_page()
     page.goto(f"{api.url}/console")
+    page.fill("#key", key["key"])
+    page.click("#key-form button")
     expect(page.locator("#live")).to_have_text("live")
     loaded = page.evaluate("performance.timeOrigin")
 

@@ -23,8 +23,7 @@ import pytest
 from harness.apps import AgentprodProcess
 from harness.redis import RedisServer
 
-from tests.integration.helpers import Launch
-from tests.integration.test_auth import make_key
+from tests.integration.helpers import Launch, make_key
 
 EXAMPLES_PER_OPERATION = 160
 MIN_CASES = 2000

@@ -25,7 +25,7 @@ from agentprod.progress import Progress, no_progress
 RUNTIME_KEYS = frozenset({"redis_client"})
 
 
-def _json_integer(value: object) -> object:
+def json_integer(value: object) -> object:
     """An integer as JSON Schema has it: `5` and `5.0`, never `true`, `"5"` or `5.5`."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("Input should be a valid integer")
@@ -37,7 +37,7 @@ def _json_integer(value: object) -> object:
 
 
 #: The integer type of agent parameters: what the OpenAPI schema's `integer` admits.
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
 
 
 class AgentConfig(BaseModel):

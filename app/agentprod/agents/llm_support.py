@@ -16,16 +16,23 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from agentprod import store as stores
 from agentprod.agents.base import (
     RUNTIME_KEYS,
     AgentError,
     AgentParams,
-    JsonInt,
     PermanentAgentError,
     RetryLater,
+    json_integer,
 )
 from agentprod.llm import limits, routing
 from agentprod.llm.calling import LLMService
@@ -37,6 +44,8 @@ MAX_TOKENS_CAP = 8192
 MAX_SYSTEM_CHARS = 32_768
 
 #: A request option: surrounding blanks dropped; blank means "not given".
+#: Bounds inside the type, so the optional field's schema carries them (`minimum`/`maximum`).
+MaxTokens = Annotated[int, Field(ge=1, le=MAX_TOKENS_CAP), BeforeValidator(json_integer)]
 Option = Annotated[str, StringConstraints(strip_whitespace=True, max_length=256, strict=True)]
 
 
@@ -84,9 +93,7 @@ class ChatParams(RouteParams):
     temperature: float | None = Field(
         default=None, ge=0, le=2, strict=True, allow_inf_nan=False, description="0 to 2"
     )
-    max_tokens: JsonInt | None = Field(
-        default=None, ge=1, le=MAX_TOKENS_CAP, description="answer length cap"
-    )
+    max_tokens: MaxTokens | None = Field(default=None, description="answer length cap")
     cache: bool | None = Field(
         default=None,
         strict=True,

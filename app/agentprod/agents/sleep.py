@@ -53,11 +53,10 @@ class SleepParams(AgentParams):
         le=MAX_FAIL_ATTEMPTS,
         description="the first N attempts fail with a retryable error",
     )
-    steps: int = Field(
+    steps: JsonInt = Field(
         default=1,
         ge=1,
         le=MAX_STEPS,
-        strict=True,
         description="split the wait into this many steps, a `step` progress event after each",
     )
 

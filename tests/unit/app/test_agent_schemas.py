@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 from agentprod.agents import registry
 from agentprod.agents.base import AgentTask
@@ -139,3 +140,69 @@ def test_a_shared_config_goes_to_the_agent_that_declares_each_key() -> None:
     assert raised.value.errors()[0]["loc"] == ("seconds",)
     with pytest.raises(ValidationError, match="secnds"):
         registry.AgentPool(default="sleep", config={"secnds": 0.5}, test_agents=True)
+
+
+#: JSON Schema's keywords (2020-12) plus the OpenAPI annotations pydantic writes.
+KEYWORDS = set(jsonschema.Draft202012Validator.VALIDATORS) | {
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "format",
+    "$defs",
+    "$schema",
+    "$id",
+}
+
+
+def _unknown_keywords(schema: Any) -> set[str]:
+    """Keywords a JSON Schema validator ignores (e.g. pydantic's `ge` when a bound on an
+    optional field is not pushed into the type): a constraint clients and fuzzers cannot see."""
+    if isinstance(schema, list):
+        return set().union(*(_unknown_keywords(item) for item in schema))
+    if not isinstance(schema, dict):
+        return set()
+    unknown = set(schema) - KEYWORDS
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "patternProperties"):
+            unknown |= set().union(*(_unknown_keywords(v) for v in value.values()))
+        elif key not in ("enum", "const", "default", "examples", "required"):
+            unknown |= _unknown_keywords(value)
+    return unknown
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_params_schema_uses_only_json_schema_keywords(name: str) -> None:
+    schema = registry.params_schema(name)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert not _unknown_keywords(schema)
+
+
+def test_a_bound_the_model_checks_is_in_the_schema() -> None:
+    tokens = registry.params_schema("chat")["properties"]["max_tokens"]["anyOf"][0]
+    assert (tokens["minimum"], tokens["maximum"]) == (1, 8192)
+    validator = jsonschema.Draft202012Validator(registry.params_schema("chat"))
+    assert not validator.is_valid({"max_tokens": 0})
+    with pytest.raises(ValidationError):
+        registry.validate_params("chat", {"max_tokens": 0})
+
+
+def _integer_bounds(spec: dict[str, Any]) -> dict[str, Any] | None:
+    for choice in spec.get("anyOf", [spec]):
+        if choice.get("type") == "integer":
+            return choice
+    return None
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_an_integer_parameter_takes_what_json_schema_calls_an_integer(name: str) -> None:
+    """`1.0` is an integer to JSON Schema (and to clients generating from it): accepted."""
+    for field, spec in registry.params_schema(name)["properties"].items():
+        bounds = _integer_bounds(spec)
+        if bounds is None:
+            continue
+        value = float(bounds.get("minimum", 0))
+        assert registry.validate_params(name, {field: value}).model_dump()[field] == int(value)
