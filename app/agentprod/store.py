@@ -39,6 +39,9 @@ from agentprod.tenancy import ApiKey, Window
 
 #: How long a refused submission's marker lives: longer than its message could still arrive.
 REFUSED_TTL_SECONDS = 24 * 3600
+#: Records `count_by_status` reads per round trip.
+COUNT_BATCH = 500
+
 #: Default for how long a tenant's task index keeps an entry: the longest a record lives
 #: (TASK_PENDING_TTL_SECONDS; the runtime passes the configured value).
 INDEX_TTL_SECONDS = 7 * 24 * 3600
@@ -516,22 +519,25 @@ class TaskStore:
         return self._redis
 
     @_translated
-    async def count_by_status(
-        self, *, limit: int, tenant: str | None = None
-    ) -> tuple[dict[str, int], bool]:
-        """Tasks per status (of one tenant, or all) over at most `limit` records (SCAN); True
-        when all were counted."""
+    async def count_by_status(self, tenant: str, *, limit: int) -> tuple[dict[str, int], bool]:
+        """`tenant`'s tasks per status, over its newest `limit` (its task index, in pipelined
+        batches: never a scan of every record); True when all of them were counted."""
+        index = keys.tenant_tasks(tenant)
         counts: dict[str, int] = {}
-        seen = 0
-        async for key in self._redis.scan_iter(match=keys.task("*"), count=500):
-            if seen >= limit:
-                return counts, False
-            seen += 1
-            status, owner = await self._redis.hmget(key, ["status", "tenant"])
-            if status is None or (tenant and _text(owner or OPEN_TENANT) != tenant):
-                continue
-            counts[_text(status)] = counts.get(_text(status), 0) + 1
-        return counts, True
+        for start in range(0, limit, COUNT_BATCH):
+            members: list[Any] = await self._redis.zrevrange(
+                index, start, min(start + COUNT_BATCH, limit) - 1
+            )
+            if not members:
+                break
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for member in members:
+                    pipe.hget(keys.task(_text(member)), "status")
+                found: list[Any] = await pipe.execute()
+            for status in found:
+                if status is not None:  # an expired record: its index row goes on listing
+                    counts[_text(status)] = counts.get(_text(status), 0) + 1
+        return counts, int(await self._redis.zcard(index)) <= limit
 
 
 class KeyStore:

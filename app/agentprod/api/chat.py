@@ -214,9 +214,7 @@ def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter: 
     async def stats(who: Annotated[identity.Caller, Depends(identity.caller)]) -> dict[str, Any]:
         """The caller's tenant: its tasks by status, its model calls/tokens/cost per model;
         and the fleet's cache figures."""
-        counts, complete = await services.store.count_by_status(
-            limit=STATS_SCAN_LIMIT, tenant=who.tenant
-        )
+        counts, complete = await services.store.count_by_status(who.tenant, limit=STATS_SCAN_LIMIT)
         try:
             per_model = await usage.read(who.tenant)
         except Exception as error:  # the ledger is best effort; the store error is above
