@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 import redis
 from harness.apps import AgentprodProcess, free_port
+from harness.kubernetes import ControlPlane, ensure_binaries
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
 from tests.integration.helpers import MAX_RETRIES, Launch, Names
+
+CRD = Path(__file__).resolve().parents[2] / "crds" / "agentpipelines.agentprod.io.yaml"
 
 
 @pytest.fixture
@@ -99,3 +102,18 @@ def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
     yield server
     if server.running:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A kube-apiserver (no controllers) with the AgentPipeline CRD established, per module."""
+    plane = ControlPlane(
+        home=tmp_path_factory.mktemp("apiserver"),
+        bin_dir=ensure_binaries(node=False),
+        controller_manager=False,
+    )
+    plane.start()
+    plane.kubectl("apply", "--server-side", "-f", str(CRD))
+    plane.kubectl("wait", "--for=condition=Established", "crd/agentpipelines.agentprod.io")
+    yield plane
+    plane.stop()

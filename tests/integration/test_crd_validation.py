@@ -10,31 +10,14 @@ shapes, so a bad value is refused here instead of failing every reconcile of the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from harness.kubernetes import ControlPlane, ensure_binaries
+from harness.kubernetes import ControlPlane
 
-ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "agentpipelines.agentprod.io.yaml"
 COLLECTION = "/apis/agentprod.io/v1alpha1/namespaces/default/agentpipelines"
-
-
-@pytest.fixture(scope="module")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = ControlPlane(
-        home=tmp_path_factory.mktemp("apiserver"),
-        bin_dir=ensure_binaries(node=False),
-        controller_manager=False,
-    )
-    plane.start()
-    plane.kubectl("apply", "--server-side", "-f", str(CRD))
-    plane.kubectl("wait", "--for=condition=Established", "crd/agentpipelines.agentprod.io")
-    yield plane
-    plane.stop()
 
 
 def pipeline(name: str, **worker: Any) -> dict[str, Any]:

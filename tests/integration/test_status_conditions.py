@@ -11,16 +11,11 @@ lag) leaves the conditions alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from agentprod_operator import conditions, kube
-from harness.kubernetes import ControlPlane, ensure_binaries
+from harness.kubernetes import ControlPlane
 
-ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "agentpipelines.agentprod.io.yaml"
 PIPELINE = """
 apiVersion: agentprod.io/v1alpha1
 kind: AgentPipeline
@@ -32,20 +27,6 @@ spec:
   redis: {url: "redis://127.0.0.1:6379/0"}
   worker: {image: "agentprod:dev"}
 """
-
-
-@pytest.fixture(scope="module")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = ControlPlane(
-        home=tmp_path_factory.mktemp("apiserver"),
-        bin_dir=ensure_binaries(node=False),
-        controller_manager=False,
-    )
-    plane.start()
-    plane.kubectl("apply", "--server-side", "-f", str(CRD))
-    plane.kubectl("wait", "--for=condition=Established", "crd/agentpipelines.agentprod.io")
-    yield plane
-    plane.stop()
 
 
 def condition(kind: str, status: str, reason: str) -> dict[str, Any]:
