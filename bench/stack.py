@@ -46,6 +46,7 @@ class Stack:
         suffix = uuid.uuid4().hex[:8]
         topic, group = f"Bench_{suffix}", f"GID_BENCH_{suffix}"
         self.mq.create_topic(topic, queues=8)
+        self.mq.create_topic(f"{topic}-high", queues=8)  # the priority: high tasks' topic
         self.mq.create_topic(f"{topic}_result", queues=8)
         self.mq.create_group(group)
         return topic, group

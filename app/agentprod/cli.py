@@ -132,6 +132,7 @@ def _submit(args: argparse.Namespace) -> int:
             wait=not args.no_wait,
             timeout=args.timeout,
             follow=args.follow,
+            priority=args.priority,
         )
     except SubmitError as error:
         print(f"agentprod submit: {error}", file=sys.stderr)
@@ -189,6 +190,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--user", default="cli", help="user_id of the task (default cli)")
     submit.add_argument("--agent", help="agent to run (default: the worker's AGENT)")
+    submit.add_argument(
+        "--priority",
+        choices=("high", "normal"),
+        help="high: workers take the task before normal ones (default normal)",
+    )
     submit.add_argument("--idempotency-key", help="Idempotency-Key header")
     submit.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for the outcome (default 60)"

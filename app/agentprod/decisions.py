@@ -96,6 +96,19 @@ def linger_before_receive(*, free: int, wanted: int, running: int, backlog: bool
     return backlog and running > 0 and free < wanted
 
 
+def priority_room(*, concurrency: int, reserve: int, holding: int, running: int) -> int:
+    """High-priority messages a worker takes now: its free slots plus `reserve` slots that
+    only high-priority tasks use (so one starts even while every slot runs a normal task),
+    and at most `concurrency + reserve` tasks past their store step still settling."""
+    return max(0, min(concurrency + reserve - holding, 2 * concurrency + reserve - running))
+
+
+def normal_room(*, concurrency: int, holding: int, running: int) -> int:
+    """Normal-priority messages a worker takes now: free slots (high-priority tasks in the
+    reserve count as holding one), with at most `concurrency` tasks still settling."""
+    return max(0, min(concurrency - holding, 2 * concurrency - running))
+
+
 @dataclasses.dataclass(frozen=True)
 class RunBudget:
     """How long one agent run may take: None for unbounded; `by_deadline` when the task's

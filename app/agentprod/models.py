@@ -36,6 +36,23 @@ class TaskStatus(enum.StrEnum):
         return self in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
+class Priority(enum.StrEnum):
+    """Which request topic a task goes to: workers take `high` tasks first (docs/api.md)."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+
+
+#: What `priority_topic` appends to the request topic's name.
+PRIORITY_TOPIC_SUFFIX = "-high"
+
+
+def priority_topic(request_topic: str) -> str:
+    """The topic of `priority: high` tasks beside `request_topic`: `<request topic>-high` (the
+    API, the workers and the operator agree on it through this function)."""
+    return f"{request_topic}{PRIORITY_TOPIC_SUFFIX}"
+
+
 class TaskRequest(BaseModel):
     """POST /tasks body."""
 
@@ -64,6 +81,11 @@ class TaskRequest(BaseModel):
         default=None,
         max_length=2048,
         description="http(s) URL a worker POSTs the signed result to when the task ends.",
+    )
+    priority: Priority = Field(
+        default=Priority.NORMAL,
+        description="`high`: queued on the pipeline's high-priority topic; a worker takes "
+        "those first when a slot frees (and keeps one extra slot for them).",
     )
 
     @field_validator("metadata")
@@ -145,6 +167,7 @@ class TaskView(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     cancel_requested: bool = False
+    priority: Priority = Priority.NORMAL
 
 
 class TaskMessage(BaseModel):
@@ -160,6 +183,7 @@ class TaskMessage(BaseModel):
     metadata: dict[str, JSON] = Field(default_factory=dict)
     deadline_at: float | None = None  # epoch seconds; None in messages older than deadlines
     callback_url: str | None = None
+    priority: Priority = Priority.NORMAL
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump())
@@ -178,6 +202,7 @@ class TaskMessage(BaseModel):
             status=TaskStatus.QUEUED,
             created_at=created_at,
             deadline_at=self.deadline_at,
+            priority=self.priority,
         )
 
 
@@ -224,6 +249,7 @@ class TaskRecord(BaseModel):
     deadline_at: float | None = None  # epoch seconds: not finished by then → failed
     callback_url: str | None = None
     cancel_requested: bool = False
+    priority: Priority = Priority.NORMAL
 
     def view(self) -> TaskView:
         return TaskView(
@@ -237,6 +263,7 @@ class TaskRecord(BaseModel):
             started_at=from_epoch(self.started_at) if self.started_at else None,
             finished_at=from_epoch(self.finished_at) if self.finished_at else None,
             cancel_requested=self.cancel_requested and not self.status.finished,
+            priority=self.priority,
         )
 
     def message(self) -> TaskMessage:
@@ -249,6 +276,7 @@ class TaskRecord(BaseModel):
             metadata=self.metadata,
             deadline_at=self.deadline_at,
             callback_url=self.callback_url,
+            priority=self.priority,
         )
 
     def result_message(self) -> ResultMessage:

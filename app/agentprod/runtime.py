@@ -81,12 +81,15 @@ def worker_options(settings: Settings) -> WorkerOptions:
         result_ttl_seconds=settings.task_result_ttl_seconds,
         task_timeout_seconds=settings.worker_task_timeout_seconds,
         max_lost_attempts=settings.worker_max_lost_attempts,
+        priority_slots=settings.worker_priority_slots,
     )
 
 
 def run_api(settings: Settings) -> None:
     """`agentprod api`: the HTTP API against RocketMQ and Redis."""
-    services = real_services(settings, topics=(settings.mq_topic_request,))
+    services = real_services(
+        settings, topics=(settings.mq_topic_request, settings.mq_topic_request_priority)
+    )
     app = create_app(services)
     if settings.api_auth == "off":
         log.warning("API_AUTH=off: no API keys are checked, every caller is tenant 'public'")
@@ -105,15 +108,22 @@ def run_dev(settings: Settings) -> None:
         index_ttl_seconds=settings.task_pending_ttl_seconds,
     )
     services = Services(settings=settings, store=store, publisher=broker.publisher())
-    consumer = broker.consumer(
-        group=settings.mq_group_agent,
-        topic=settings.mq_topic_request,
-        await_seconds=settings.worker_await_seconds,
+    consumer, priority_consumer = (
+        broker.consumer(
+            group=settings.mq_group_agent, topic=topic, await_seconds=settings.worker_await_seconds
+        )
+        for topic in (settings.mq_topic_request, settings.mq_topic_request_priority)
     )
 
     @contextlib.asynccontextmanager
     async def embedded_worker() -> AsyncIterator[None]:
-        worker = _worker(settings, consumer=consumer, publisher=broker.publisher(), store=store)
+        worker = _worker(
+            settings,
+            consumer=consumer,
+            priority_consumer=priority_consumer,
+            publisher=broker.publisher(),
+            store=store,
+        )
         stop = asyncio.Event()
         await consumer.start()
         running = asyncio.create_task(worker.run(stop))
@@ -148,12 +158,24 @@ async def _worker_main(settings: Settings) -> int:
         await_seconds=settings.worker_await_seconds,
         threads=2 * settings.worker_concurrency + 2,
     )
+    priority_consumer = rocketmq.RocketMQConsumer(
+        config=rocketmq_config(settings),
+        endpoint=settings.mq_endpoint,
+        group=settings.mq_group_agent,
+        topic=settings.mq_topic_request_priority,
+        await_seconds=settings.worker_await_seconds,
+        threads=2 * settings.worker_priority_slots + 2,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     worker = _worker(
-        settings, consumer=consumer, publisher=services.publisher, store=services.store
+        settings,
+        consumer=consumer,
+        priority_consumer=priority_consumer,
+        publisher=services.publisher,
+        store=services.store,
     )
     dead_consumer = rocketmq.RocketMQConsumer(
         config=rocketmq_config(settings),
@@ -176,7 +198,8 @@ async def _worker_main(settings: Settings) -> int:
         await _start_with_retry(services.publisher.start, stop, what="producer")
         if not stop.is_set():
             log.info(
-                "worker consuming %s as %s (agent %s, concurrency %d)",
+                "worker consuming %s and %s as %s (agent %s, concurrency %d)",
+                settings.mq_topic_request_priority,
                 settings.mq_topic_request,
                 settings.mq_group_agent,
                 settings.agent,
@@ -189,6 +212,7 @@ async def _worker_main(settings: Settings) -> int:
             if settling is not None:
                 await settling
     await dead_consumer.close()
+    await priority_consumer.close()
     await consumer.close()
     await services.publisher.close()
     await services.store.close()
@@ -224,7 +248,12 @@ def check_agent(settings: Settings) -> None:
 
 
 def _worker(
-    settings: Settings, *, consumer: Consumer, publisher: Publisher, store: stores.TaskStore
+    settings: Settings,
+    *,
+    consumer: Consumer,
+    priority_consumer: Consumer,
+    publisher: Publisher,
+    store: stores.TaskStore,
 ) -> Worker:
     # The LLM agents share the store's Redis pool (real, or the embedded one of `agentprod dev`).
     agents = agent_pool(settings, redis_client=store.client)
@@ -234,6 +263,7 @@ def _worker(
         store=store,
         agents=agents,
         options=worker_options(settings),
+        priority_consumer=priority_consumer,
         callbacks=webhooks.CallbackSender(store=store, options=webhooks.options_from(settings)),
     )
 

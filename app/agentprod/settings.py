@@ -13,9 +13,11 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from agentprod.models import Priority, priority_topic
 from agentprod.tenancy import parse_rate
 
 _NAME_PATTERN = r"^[%a-zA-Z0-9_-]{1,127}$"  # what RocketMQ accepts for topics and groups
+_NAME_MAX = 127
 
 
 class ConfigurationError(ValueError):
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     mq_endpoint: str = "127.0.0.1:8081"
     mq_namesrv: str = "127.0.0.1:9876"
     mq_topic_request: str = Field(default="TopicTest", pattern=_NAME_PATTERN)
+    #: The topic of `priority: high` tasks; unset: `<MQ_TOPIC_REQUEST>-high` (what the operator
+    #: creates for a pipeline).
+    mq_topic_request_high: str | None = Field(default=None, pattern=_NAME_PATTERN)
     mq_topic_result: str = Field(default="TopicResult", pattern=_NAME_PATTERN)
     mq_group_agent: str = Field(default="GID_AGENT_PYTHON", pattern=_NAME_PATTERN)
     mq_access_key: str = ""
@@ -61,6 +66,9 @@ class Settings(BaseSettings):
 
     # Worker.
     worker_concurrency: int = Field(default=8, ge=1, le=1024)
+    #: Slots beyond WORKER_CONCURRENCY that only high-priority tasks take: a high task starts
+    #: even while every slot runs a normal one (and every freed slot goes to high tasks first).
+    worker_priority_slots: int = Field(default=1, ge=1, le=1024)
     #: Seconds a received message stays invisible; renewed while the task runs (≥ 10, proxy rule).
     worker_invisible_seconds: int = Field(default=30, ge=10, le=43200)
     #: Long-poll wait of one receive call (the proxy refuses polls it cannot hold for 5 s).
@@ -152,7 +160,28 @@ class Settings(BaseSettings):
     def _distinct_topics(self) -> Settings:
         if self.mq_topic_request == self.mq_topic_result:
             raise ValueError("MQ_TOPIC_RESULT must differ from MQ_TOPIC_REQUEST")
+        high = self.mq_topic_request_priority
+        if high in (self.mq_topic_request, self.mq_topic_result):
+            raise ValueError(
+                "MQ_TOPIC_REQUEST_HIGH must differ from MQ_TOPIC_REQUEST and MQ_TOPIC_RESULT"
+            )
+        if len(high) > _NAME_MAX:
+            raise ValueError(
+                f"MQ_TOPIC_REQUEST_HIGH: {high!r} is longer than {_NAME_MAX} characters "
+                "(set it, or shorten MQ_TOPIC_REQUEST)"
+            )
         return self
+
+    @property
+    def mq_topic_request_priority(self) -> str:
+        """The topic `priority: high` tasks go to."""
+        return self.mq_topic_request_high or priority_topic(self.mq_topic_request)
+
+    def request_topic(self, priority: Priority) -> str:
+        """The request topic of a task of this priority."""
+        if priority is Priority.HIGH:
+            return self.mq_topic_request_priority
+        return self.mq_topic_request
 
     @property
     def redis_dsn(self) -> str:

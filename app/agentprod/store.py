@@ -32,6 +32,7 @@ from agentprod.models import (
     Claim,
     ClaimOutcome,
     Created,
+    Priority,
     TaskRecord,
     TaskStatus,
 )
@@ -656,6 +657,7 @@ def _encode(record: TaskRecord) -> dict[str, str]:
         "published": "1" if record.result_published else "0",
         "deadline_at": repr(record.deadline_at) if record.deadline_at else "",
         "callback_url": record.callback_url or "",
+        "priority": record.priority.value,
     }
 
 
@@ -683,6 +685,7 @@ def _decode(fields: dict[str, str]) -> TaskRecord:
         deadline_at=number("deadline_at"),
         callback_url=fields.get("callback_url") or None,
         cancel_requested=fields.get("cancel_requested") == "1",
+        priority=Priority(fields.get("priority") or Priority.NORMAL),
     )
 
 

@@ -69,11 +69,14 @@ def submit(
     timeout: float,
     progress: TextIO | None = None,
     follow: bool = False,
+    priority: str | None = None,
 ) -> dict[str, Any]:
     """Post the task; with `wait`, poll until done/failed (or `timeout`) and return its view."""
     body: dict[str, Any] = {"user_id": user_id, "content": content}
     if agent:
         body["agent"] = agent
+    if priority:
+        body["priority"] = priority
     auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     with (

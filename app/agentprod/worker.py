@@ -5,6 +5,14 @@ is handled in its own asyncio task (claim → run → store → publish → ack,
 delivery frees its slot once its outcome is stored: the result's publish and the ack finish
 without holding it (at most `concurrency` such tails at once).
 
+Priorities: with a `priority_consumer` (the `<request topic>-high` topic of `priority: high`
+tasks) a second loop keeps a receive pending on that topic whenever a slot is free, and the
+worker keeps `priority_slots` extra slots only high-priority tasks take. A high task therefore
+starts even while every slot runs a normal one, and a freed slot goes to high tasks first:
+the normal loop receives only into slots below `concurrency` (`decisions.normal_room`,
+`decisions.priority_room`). A receive that lands more messages than there is room for (both
+topics answered at once) hands the surplus straight back.
+
 On stop (SIGTERM) it stops receiving, gives in-flight tasks `shutdown_grace_seconds` to finish,
 then hands unfinished ones back to the broker (released claim, zero invisibility).
 """
@@ -51,6 +59,43 @@ class WorkerOptions:
     result_ttl_seconds: int
     task_timeout_seconds: float = 0.0
     max_lost_attempts: int = 3
+    #: Slots beyond `concurrency` only high-priority tasks take (with a priority consumer).
+    priority_slots: int = 1
+
+
+#: `Delivery.lane` of the high-priority topic's messages.
+HIGH_LANE = "high"
+
+
+class _Lanes:
+    """The handler's consumer: acks and invisibility changes go back to the consumer that
+    received the delivery (the request topic's, or the high-priority topic's)."""
+
+    def __init__(self, normal: Consumer, high: Consumer | None) -> None:
+        self._normal = normal
+        self._high = high
+
+    def _of(self, delivery: Delivery) -> Consumer:
+        if delivery.lane == HIGH_LANE and self._high is not None:
+            return self._high
+        return self._normal
+
+    async def start(self) -> None:
+        await self._normal.start()
+
+    async def receive(self, *, max_messages: int, invisible_seconds: int) -> list[Delivery]:
+        return await self._normal.receive(
+            max_messages=max_messages, invisible_seconds=invisible_seconds
+        )
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._of(delivery).ack(delivery)
+
+    async def change_invisible(self, delivery: Delivery, *, seconds: float) -> None:
+        await self._of(delivery).change_invisible(delivery, seconds=seconds)
+
+    async def close(self) -> None:
+        await self._normal.close()
 
 
 class Worker:
@@ -66,12 +111,15 @@ class Worker:
         options: WorkerOptions,
         clock: Callable[[], float] = time.time,  # wall clock: leases are compared across hosts
         callbacks: CallbackSender | None = None,
+        priority_consumer: Consumer | None = None,
     ) -> None:
         self._consumer = consumer
+        self._priority_consumer = priority_consumer
+        self._lanes = _Lanes(consumer, priority_consumer)
         self._options = options
         self._callbacks = callbacks
         self._handler = handling.Handler(
-            consumer=consumer,
+            consumer=self._lanes,
             publisher=publisher,
             store=store,
             agents=agents,
@@ -92,7 +140,8 @@ class Worker:
         self._store = store
         self._store_up = asyncio.Event()
         self._store_up.set()
-        self._pending_receive: asyncio.Future[list[Delivery]] | None = None
+        self._pending_receives: set[asyncio.Future[list[Delivery]]] = set()
+        self._priority_wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._holding = 0  # deliveries holding a slot (not yet past their store step)
         self._backlog = False  # the last receive came back full
@@ -105,10 +154,22 @@ class Worker:
         return len(self._running)
 
     def _free(self) -> int:
-        """Slots free: deliveries past their store step hold none, but at most `concurrency`
-        of them (publishing, acking) may be pending at once."""
-        concurrency = self._options.concurrency
-        return min(concurrency - self._holding, 2 * concurrency - len(self._running))
+        """Slots free for normal tasks: deliveries past their store step hold none, but at
+        most `concurrency` of them (publishing, acking) may be pending at once."""
+        return decisions.normal_room(
+            concurrency=self._options.concurrency,
+            holding=self._holding,
+            running=len(self._running),
+        )
+
+    def _priority_free(self) -> int:
+        """Slots free for high-priority tasks (the free ones and the reserve)."""
+        return decisions.priority_room(
+            concurrency=self._options.concurrency,
+            reserve=self._options.priority_slots,
+            holding=self._holding,
+            running=len(self._running),
+        )
 
     @property
     def store_available(self) -> bool:
@@ -152,6 +213,63 @@ class Worker:
                 await self._callbacks.close(grace_seconds=self._options.shutdown_grace_seconds)
 
     async def _receive_until(self, stop: asyncio.Event) -> None:
+        priority = (
+            asyncio.create_task(self._receive_priority(self._priority_consumer, stop))
+            if self._priority_consumer is not None
+            else None
+        )
+        try:
+            await self._receive_normal(stop)
+        finally:
+            if priority is not None:
+                stop.set()
+                await asyncio.wait({priority})
+        await self._drain()
+        await self._settle_pending_receives()
+
+    async def _receive_priority(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        """The high-priority loop: a receive pending on its topic whenever there is room."""
+        failures = 0
+        started = False
+        while not stop.is_set():
+            if not self._store_up.is_set():  # the normal loop pings; wait for it to answer
+                await _first_of(self._store_up.wait(), stop.wait())
+                continue
+            room = self._priority_free()
+            if room <= 0:
+                await _first_of(self._priority_wake.wait(), stop.wait())
+                self._priority_wake.clear()
+                continue
+            try:
+                if not started:
+                    await consumer.start()
+                    started = True
+                deliveries = await self._receive(consumer, min(room, MAX_BATCH), stop)
+                failures = 0
+            except BrokerUnavailable as error:
+                delay = RECEIVE_BACKOFF_SECONDS[min(failures, len(RECEIVE_BACKOFF_SECONDS) - 1)]
+                failures += 1
+                log.warning("high-priority receive failed (retrying in %.1fs): %s", delay, error)
+                await _first_of(asyncio.sleep(delay), stop.wait())
+                continue
+            for delivery in deliveries:
+                delivery.lane = HIGH_LANE
+            if stop.is_set():
+                await self._give_back(deliveries)
+                break
+            await self._start_within(deliveries, self._priority_free())
+
+    async def _start_within(self, deliveries: list[Delivery], room: int) -> None:
+        """Run what fits in `room` slots; hand the rest back at once (both topics answered)."""
+        for delivery in deliveries[:room]:
+            self._spawn(delivery)
+        if len(deliveries) > room:
+            log.info(
+                "handed back %d message(s) received beyond the free slots", len(deliveries) - room
+            )
+            await self._give_back(deliveries[room:])
+
+    async def _receive_normal(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             self.last_heartbeat = time.monotonic()
@@ -169,9 +287,11 @@ class Worker:
             ):
                 await _first_of(self._slots_free(wanted), asyncio.sleep(RECEIVE_LINGER_SECONDS))
                 free = self._free()
+            if free <= 0:  # high-priority tasks took the slots meanwhile
+                continue
             try:
                 asked = min(free, MAX_BATCH)
-                deliveries = await self._receive(asked, stop)
+                deliveries = await self._receive(self._consumer, asked, stop)
                 self._backlog = len(deliveries) >= asked
                 failures = 0
             except BrokerUnavailable as error:
@@ -183,10 +303,7 @@ class Worker:
             if stop.is_set():
                 await self._give_back(deliveries)
                 break
-            for delivery in deliveries:
-                self._spawn(delivery)
-        await self._drain()
-        await self._settle_pending_receive()
+            await self._start_within(deliveries, self._free())
 
     async def _slots_free(self, wanted: int) -> None:
         """Return once `wanted` slots are free."""
@@ -194,35 +311,37 @@ class Worker:
             self._slot_freed.clear()
             await self._slot_freed.wait()
 
-    async def _receive(self, max_messages: int, stop: asyncio.Event) -> list[Delivery]:
+    async def _receive(
+        self, consumer: Consumer, max_messages: int, stop: asyncio.Event
+    ) -> list[Delivery]:
         """Receive, but let a stop interrupt the wait.
 
         On stop the pending long-poll is not waited out before the drain: the drain's grace
         starts at once and whatever the receive still brings is handed back when it returns
-        (`_settle_pending_receive`), so SIGKILL never lands mid-drain because of it.
+        (`_settle_pending_receives`), so SIGKILL never lands mid-drain because of it.
         """
         receiving = asyncio.ensure_future(
-            self._consumer.receive(
+            consumer.receive(
                 max_messages=max_messages, invisible_seconds=self._options.invisible_seconds
             )
         )
         await _first_of(asyncio.shield(receiving), stop.wait())
         if not receiving.done():
-            self._pending_receive = receiving
+            self._pending_receives.add(receiving)
             return []
         return await receiving
 
-    async def _settle_pending_receive(self) -> None:
-        """Hand back what a receive interrupted by the stop still returned (bounded wait)."""
-        receiving, self._pending_receive = self._pending_receive, None
-        if receiving is None:
+    async def _settle_pending_receives(self) -> None:
+        """Hand back what receives interrupted by the stop still returned (bounded wait)."""
+        pending, self._pending_receives = self._pending_receives, set()
+        if not pending:
             return
-        done, _ = await asyncio.wait({receiving}, timeout=PENDING_RECEIVE_WAIT_SECONDS)
-        if not done:
+        done, late = await asyncio.wait(pending, timeout=PENDING_RECEIVE_WAIT_SECONDS)
+        for receiving in late:
             receiving.cancel()  # its messages reappear after their invisible time
-            return
-        if receiving.exception() is None:
-            await self._give_back(receiving.result())
+        for receiving in done:
+            if receiving.exception() is None:
+                await self._give_back(receiving.result())
 
     def _spawn(self, delivery: Delivery) -> None:
         held = True
@@ -233,6 +352,7 @@ class Worker:
                 held = False
                 self._holding -= 1
                 self._slot_freed.set()
+                self._priority_wake.set()
 
         self._holding += 1
         task = asyncio.create_task(self._handler.handle(delivery, release))
@@ -244,13 +364,14 @@ class Worker:
             metrics.IN_FLIGHT.set(len(self._running))
             release()
             self._slot_freed.set()  # a pending tail may have been what kept slots closed
+            self._priority_wake.set()
 
         task.add_done_callback(done)
 
     async def _give_back(self, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
             with contextlib.suppress(BrokerUnavailable):
-                await self._consumer.change_invisible(delivery, seconds=0)
+                await self._lanes.change_invisible(delivery, seconds=0)
 
     async def _drain(self) -> None:
         self.stopping = True

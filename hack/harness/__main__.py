@@ -20,7 +20,7 @@ from harness.redis import RedisServer, ensure_redis_server, ping
 from harness.rocketmq import RocketMQ, RocketMQPorts, ensure_jars, jars_dir
 
 REDIS_PORT = 6379
-DEFAULT_TOPICS = ("TopicTest", "TopicResult")
+DEFAULT_TOPICS = ("TopicTest", "TopicTest-high", "TopicResult")  # -high: priority tasks
 DEFAULT_GROUP = "GID_AGENT_PYTHON"
 CACHE_REFRESH_SECONDS = 5
 

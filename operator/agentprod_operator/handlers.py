@@ -213,8 +213,8 @@ async def _delete(
     target = await connections.admin_target(memo["kube"], namespace=namespace, spec=parsed)
     admin = connections.default_admin(target)
     try:
-        for topic in (parsed.topics.request.name, parsed.topics.result.name):
-            await admin.delete_topic(cluster=parsed.rocketmq.cluster, topic=topic)
+        for topic in parsed.topics.all:
+            await admin.delete_topic(cluster=parsed.rocketmq.cluster, topic=topic.name)
         await admin.delete_group(cluster=parsed.rocketmq.cluster, group=parsed.consumerGroup.name)
     except RemotingError as error:
         if retry + 1 < config.delete_attempts:

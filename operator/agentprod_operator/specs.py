@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
+from agentprod.models import PRIORITY_TOPIC_SUFFIX, priority_topic
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 NAME_PATTERN = r"^[%a-zA-Z0-9_-]+$"  # RocketMQ topic and group names
@@ -73,15 +74,36 @@ class TopicSpec(_Spec):
     messageType: MessageType = Field(default=MessageType.NORMAL, description="message.type.")
 
 
+#: Longest request topic name: its high-priority topic (`<request>-high`) must fit 127 too.
+REQUEST_NAME_MAX = 127 - len(PRIORITY_TOPIC_SUFFIX)
+
+
 class TopicsSpec(_Spec):
-    request: TopicSpec = Field(description="Tasks published by the API, consumed by workers.")
+    request: TopicSpec = Field(
+        description="Tasks published by the API, consumed by workers. Tasks submitted with "
+        "`priority: high` go to `<request>-high`, made with the same queues and message type."
+    )
     result: TopicSpec = Field(description="Results published by workers for downstream services.")
 
     @model_validator(mode="after")
     def _distinct(self) -> TopicsSpec:
         if self.request.name == self.result.name:
             raise ValueError("topics.request.name and topics.result.name must differ")
+        if len(self.request.name) > REQUEST_NAME_MAX:
+            raise ValueError(f"topics.request.name: at most {REQUEST_NAME_MAX} characters")
+        if self.result.name == self.priority.name:
+            raise ValueError("topics.result.name must differ from topics.request.name + '-high'")
         return self
+
+    @property
+    def priority(self) -> TopicSpec:
+        """The high-priority request topic: `<request>-high`, queues and type as the request's."""
+        return self.request.model_copy(update={"name": priority_topic(self.request.name)})
+
+    @property
+    def all(self) -> tuple[TopicSpec, ...]:
+        """Every topic of the pipeline: request, its high-priority twin, result."""
+        return (self.request, self.priority, self.result)
 
 
 class ConsumerGroupSpec(_Spec):
@@ -332,6 +354,16 @@ VALIDATIONS: dict[str, list[dict[str, str]]] = {
         {
             "rule": "self.request.name != self.result.name",
             "message": "topics.request.name and topics.result.name must differ",
+        },
+        {
+            "rule": f"size(self.request.name) <= {REQUEST_NAME_MAX}",
+            "message": f"topics.request.name: at most {REQUEST_NAME_MAX} characters (its "
+            f"high-priority topic adds '{PRIORITY_TOPIC_SUFFIX}')",
+        },
+        {
+            "rule": f"self.result.name != self.request.name + '{PRIORITY_TOPIC_SUFFIX}'",
+            "message": "topics.result.name must differ from topics.request.name + "
+            f"'{PRIORITY_TOPIC_SUFFIX}'",
         },
     ],
     "redis": [

@@ -40,6 +40,7 @@ def names(rocketmq: RocketMQ) -> Names:
         downstream_group=f"GID_DOWNSTREAM_{suffix}",
     )
     rocketmq.create_topic(created.request_topic, queues=8)
+    rocketmq.create_topic(f"{created.request_topic}-high", queues=8)  # priority: high
     rocketmq.create_topic(created.result_topic, queues=8)
     rocketmq.create_group(created.group, max_retries=MAX_RETRIES)
     rocketmq.create_group(created.downstream_group)

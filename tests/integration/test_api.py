@@ -38,6 +38,8 @@ LIMIT = 1000
         (b'{"user_id": "u", "content": "x", "agent": "Bad Agent!"}', 422, "agent"),
         (b'{"user_id": "u", "content": "x", "agent": "nope"}', 422, "agent"),
         (b'{"user_id": "u", "content": "x", "colour": "red"}', 422, "colour"),
+        (b'{"user_id": "u", "content": "x", "priority": "urgent"}', 422, "priority"),
+        (b'{"user_id": "u", "content": "x", "priority": 1}', 422, "priority"),
         (b'{"user_id": "u", "content": "' + b"x" * (LIMIT + 1) + b'"}', 413, "content"),
         (b'{"user_id": "u", "content": "' + b"x" * 200_000 + b'"}', 413, "body"),
     ],

@@ -20,8 +20,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from agentprod_operator import specs
 from agentprod_operator.rocketmq import models, remoting
 from agentprod_operator.rocketmq.admin import RocketMQAdmin
+from agentprod_operator.scaling import sampling
 from agentprod_operator.scaling.sampling import dead_letters
 from harness.rocketmq import CLUSTER, RocketMQ
 from rocketmq import (
@@ -217,6 +219,37 @@ async def test_lag_before_and_after_consuming(admin: RocketMQAdmin, rocketmq: Ro
 
     await admin.delete_group(cluster=CLUSTER, group=group)
     await admin.delete_topic(cluster=CLUSTER, topic=topic)
+
+
+async def test_the_scaler_counts_the_lag_of_both_request_topics(
+    admin: RocketMQAdmin, rocketmq: RocketMQ
+) -> None:
+    """The autoscaler's sample sums the backlog of `<request>` and `<request>-high`."""
+    topic, group = unique("AdminPrio"), unique("GID_AdminPrio")
+    spec = specs.AgentPipelineSpec.model_validate(
+        {
+            "rocketmq": {"nameServer": rocketmq.namesrv_addr, "endpoint": rocketmq.endpoint},
+            "topics": {"request": {"name": topic}, "result": {"name": f"{topic}_result"}},
+            "consumerGroup": {"name": group},
+            "redis": {"url": "redis://127.0.0.1:1/0"},
+            "worker": {"image": "agentprod:test"},
+        }
+    )
+    assert spec.topics.priority.name == f"{topic}-high"
+    for made in (spec.topics.request, spec.topics.priority):
+        await admin.create_or_update_topic(cluster=CLUSTER, topic=made.name, queues=2)
+    await admin.create_or_update_group(cluster=CLUSTER, group=group, max_retries=3)
+    await asyncio.to_thread(publish, endpoint=rocketmq.endpoint, topic=topic, count=4)
+    await asyncio.to_thread(
+        publish, endpoint=rocketmq.endpoint, topic=spec.topics.priority.name, count=3
+    )
+    sample = await sampling.read_sample(
+        client=admin, store=None, spec=spec, readings=sampling.Readings(), now=time.time()
+    )
+    assert sample.lag == 4 + 3
+    for made in (spec.topics.request, spec.topics.priority):
+        await admin.delete_topic(cluster=CLUSTER, topic=made.name)
+    await admin.delete_group(cluster=CLUSTER, group=group)
 
 
 async def test_consume_stats_of_a_missing_topic(admin: RocketMQAdmin) -> None:

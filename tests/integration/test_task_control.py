@@ -98,6 +98,7 @@ def stack(
     request_topic, result_topic = f"TopicCtl_{suffix}", f"TopicCtlResult_{suffix}"
     group = f"GID_CTL_{suffix}"
     rocketmq.create_topic(request_topic, queues=8)
+    rocketmq.create_topic(f"{request_topic}-high", queues=8)
     rocketmq.create_topic(result_topic, queues=8)
     rocketmq.create_group(group, max_retries=MAX_RETRIES)
     rocketmq.create_group(f"{group}_DOWN")

@@ -22,7 +22,7 @@ from agentprod.api import errors, identity, tasks
 from agentprod.api.services import Services
 from agentprod.llm import caching, ledger
 from agentprod.llm.config import LLMSettings, NotConfigured, load_llm_settings
-from agentprod.models import TaskAccepted, TaskRecord, TaskRequest
+from agentprod.models import Priority, TaskAccepted, TaskRecord, TaskRequest
 
 MAX_BATCH = 100
 DEFAULT_WAIT_SECONDS = 30.0
@@ -52,9 +52,13 @@ class ChatOptions(BaseModel):
     callback_url: str | None = Field(
         default=None, max_length=2048, description="Where a worker POSTs the signed result."
     )
+    priority: Priority = Field(
+        default=Priority.NORMAL,
+        description="`high`: workers take the task before normal ones (as POST /tasks).",
+    )
 
     def metadata(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"user_id", "callback_url"}, exclude_none=True)
+        return self.model_dump(exclude={"user_id", "callback_url", "priority"}, exclude_none=True)
 
 
 class ChatBody(ChatOptions):
@@ -108,6 +112,7 @@ def router(services: Services, *, llm: LLMSettings | None = None) -> APIRouter: 
             agent=agent,
             metadata=body.metadata(),
             callback_url=body.callback_url,
+            priority=body.priority,
         )
         # The same checks and two-phase submission as POST /tasks (api/tasks.py).
         tasks.check_request(request, services.settings)

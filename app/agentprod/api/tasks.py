@@ -170,6 +170,7 @@ async def accept(
         status=TaskStatus.QUEUED,
         created_at=now,
         deadline_at=now + (body.deadline_seconds or settings.task_deadline_seconds),
+        priority=body.priority,
     )
     idempotency = None
     if idempotency_key:
@@ -218,7 +219,7 @@ async def accept(
         await asyncio.wait_for(
             services.publisher.send(
                 Outgoing(
-                    topic=settings.mq_topic_request,
+                    topic=settings.request_topic(record.priority),
                     body=message.encode(),
                     key=record.task_id,
                     tag=record.agent or "default",

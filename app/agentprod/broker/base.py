@@ -37,6 +37,9 @@ class Delivery:
     handle: object
     #: The message's user properties (`traceparent` among them when tracing is on).
     properties: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Which of the worker's consumers received it ("" the request topic's, "high" the
+    #: high-priority topic's): its ack and invisibility changes go back through that one.
+    lane: str = ""
 
 
 def with_context(message: Outgoing, context: dict[str, str]) -> Outgoing:

@@ -112,7 +112,7 @@ async def _ensure_topics(
     admin: RocketMQAdmin, spec: specs.AgentPipelineSpec, events: list[Event]
 ) -> Condition:
     refused: list[str] = []
-    for want in (spec.topics.request, spec.topics.result):
+    for want in spec.topics.all:
         found = await admin.topic_config(want.name)
         seen = (
             None
@@ -144,7 +144,8 @@ async def _ensure_topics(
         conditions.TOPICS_READY,
         True,
         "TopicsReconciled",
-        f"{spec.topics.request.name} and {spec.topics.result.name} present",
+        f"{spec.topics.request.name}, {spec.topics.priority.name} and "
+        f"{spec.topics.result.name} present",
     )
 
 

@@ -49,6 +49,7 @@ def worker_env(spec: specs.AgentPipelineSpec) -> list[dict[str, Any]]:
         {"name": "MQ_ENDPOINT", "value": spec.rocketmq.endpoint},
         {"name": "MQ_NAMESRV", "value": spec.rocketmq.nameServer},
         {"name": "MQ_TOPIC_REQUEST", "value": spec.topics.request.name},
+        {"name": "MQ_TOPIC_REQUEST_HIGH", "value": spec.topics.priority.name},
         {"name": "MQ_TOPIC_RESULT", "value": spec.topics.result.name},
         {"name": "MQ_GROUP_AGENT", "value": spec.consumerGroup.name},
         {"name": "MQ_MAX_RETRIES", "value": str(spec.consumerGroup.maxRetries)},

@@ -7,7 +7,11 @@ from prometheus_client import Counter, Enum, Gauge
 from agentprod_operator.scaling.models import Reason
 
 LABELS = ["namespace", "pipeline"]
-LAG = Gauge("agentprod_pipeline_lag", "Backlog of the request topic and its retry topic.", LABELS)
+LAG = Gauge(
+    "agentprod_pipeline_lag",
+    "Backlog of the request topics (normal and high priority) and their retry topics.",
+    LABELS,
+)
 IN_FLIGHT = Gauge("agentprod_pipeline_in_flight", "Tasks running (live leases in Redis).", LABELS)
 DEAD_LETTERS = Gauge(
     "agentprod_pipeline_dead_letters",

@@ -61,8 +61,9 @@ class ProviderLoad:
 class Sample:
     """One reading at `at` (seconds on the caller's clock).
 
-    lag: Σ(brokerOffset - consumerOffset) over the request topic and its retry topic
-    (DESIGN §6), None when the read failed. in_flight: tasks `running` in Redis, None when that
+    lag: Σ(brokerOffset - consumerOffset) over the request topic, its high-priority twin
+    (`<request>-high`) and their retry topics
+    (DESIGN §6), None when a read failed. in_flight: tasks `running` in Redis, None when that
     read failed. consumed_per_second: messages the group took per second since the previous
     reading (its consumer-offset delta), None when unknown; the rate mode needs it.
     """

@@ -14,6 +14,7 @@ from agentprod.llm import signals
 
 from agentprod_operator import specs
 from agentprod_operator.rocketmq import admin
+from agentprod_operator.rocketmq.models import ConsumeStats
 from agentprod_operator.rocketmq.remoting import RemotingError
 from agentprod_operator.scaling.models import ProviderLoad, Sample
 
@@ -36,15 +37,16 @@ async def read_sample(
     readings: Readings,
     now: float,
 ) -> Sample:
-    """One sample: lag (request topic + its retry topic), consume rate and in-flight tasks."""
+    """One sample: lag (the request topic, its high-priority twin and their retry topics),
+    consume rate and in-flight tasks."""
     lag: int | None = None
     rate: float | None = None
     try:
-        stats = await client.consume_stats(
-            group=spec.consumerGroup.name, topic=spec.topics.request.name
-        )
-        lag = stats.lag
-        consumed = sum(queue.consumer_offset for queue in stats.queues)
+        stats = [
+            await client.consume_stats(group=spec.consumerGroup.name, topic=topic.name)
+            for topic in (spec.topics.request, spec.topics.priority)
+        ]
+        lag, consumed = backlog(stats)
         if readings.consumed_total is not None and readings.consumed_at is not None:
             elapsed = now - readings.consumed_at
             if elapsed > 0:
@@ -60,6 +62,14 @@ async def read_sample(
             log.warning("in-flight read failed: %s", error)
     provider = await provider_load(store, spec=spec, now=now)
     return Sample(at=now, lag=lag, in_flight=in_flight, consumed_per_second=rate, provider=provider)
+
+
+def backlog(stats: list[ConsumeStats]) -> tuple[int, int]:
+    """(lag, consumed) summed over the topics the workers consume: what is left to deliver
+    and the consumer offsets (their growth is the consume rate)."""
+    lag = sum(one.lag for one in stats)
+    consumed = sum(queue.consumer_offset for one in stats for queue in one.queues)
+    return lag, consumed
 
 
 def signal_window(spec: specs.AgentPipelineSpec) -> float:
