@@ -107,18 +107,20 @@ def admin_call(cluster: Cluster, method: str, *args: Any, **kwargs: Any) -> Any:
     return asyncio.run(call())
 
 
-def publish(cluster: Cluster, count: int) -> None:
+def publish(cluster: Cluster, count: int, *, topic: str | None = None) -> None:
+    """`count` messages on the request topic (or `topic`), for tasks without a record."""
+    topic = topic or cluster.request_topic
     producer = Producer(
         ClientConfiguration(cluster.rocketmq.endpoint, Credentials("", ""), request_timeout=3),
-        (cluster.request_topic,),
+        (topic,),
     )
     producer.startup()
     try:
         pending = []
         for i in range(count):
             message = Message()
-            message.topic = cluster.request_topic
-            message.body = f'{{"task_id": "no-record-{i}"}}'.encode()
+            message.topic = topic
+            message.body = f'{{"task_id": "no-record-{topic}-{i}"}}'.encode()
             pending.append(producer.send_async(message))
         for future in pending:
             future.result(timeout=30)

@@ -1,13 +1,13 @@
 """The operator's autoscaler on the real stack: with no worker running (an idle pipeline
-scaled to 0), 2,000 messages on the request topic raise the worker Deployment's replicas to
-min(max, ceil(lag / lagPerReplica)) within two polls (through its scale subresource), and the
-status, an Event and the operator's metrics say why; once worker processes (outside the
-cluster, on the same topic and group) drain the backlog it comes back down through the policy
-to `minReplicas: 0`. A model provider answering 429 (the tests' loopback model server, real
-`agentprod api` and `agentprod worker` processes running the chat agent) caps the replicas
-(`ProviderLimited`: condition, Event, status.provider, metric) well below what the lag asks,
-and once the provider answers again the cap lifts back to the lag's replicas; every task ends
-`done`.
+scaled to 0), 2,000 messages on the request topic and its `-high` twin (the lag sums both)
+raise the worker Deployment's replicas to min(max, ceil(lag / lagPerReplica)) within two
+polls (through its scale subresource), and the status, an Event and the operator's metrics
+say why; once worker processes (outside the cluster, on the same topics and group) drain the
+backlog it comes back down through the policy to `minReplicas: 0`. A model provider
+answering 429 (the tests' loopback model server, real `agentprod api` and `agentprod worker`
+processes running the chat agent) caps the replicas (`ProviderLimited`: condition, Event,
+status.provider, metric) well below what the lag asks, and once the provider answers again
+the cap lifts back to the lag's replicas; every task ends `done`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from tests.integration.helpers import post_tasks, wait_for_status
 from tests.integration.llm_fakes import FaultyModelServer
 
 MESSAGES = 2000
+HIGH_MESSAGES = 400  # of them on the high-priority topic: the lag is the sum of both
 MAX_REPLICAS = 8
 LAG_PER_REPLICA = 400
 POLL_SECONDS = 2
@@ -108,9 +109,13 @@ def test_scales_up_on_lag_and_back_to_zero(
     cluster.wait_condition("price-alerts", "Ready", "True")
     wait_for(lambda: replicas(cluster) == 0, timeout=60, what="idle: down to 0 workers")
 
-    publish(cluster, MESSAGES)
+    high = f"{cluster.request_topic}-high"  # the priority: high tasks' topic counts too
+    publish(cluster, MESSAGES - HIGH_MESSAGES)
+    publish(cluster, HIGH_MESSAGES, topic=high)
     published = time.monotonic()
-    stored = admin_call(cluster, "max_offsets", cluster.request_topic).total
+    stored = sum(
+        admin_call(cluster, "max_offsets", topic).total for topic in (cluster.request_topic, high)
+    )
     assert stored >= MESSAGES  # the producer retries a send that timed out: at least once
     expected = min(MAX_REPLICAS, math.ceil(stored / LAG_PER_REPLICA))
     wait_for(

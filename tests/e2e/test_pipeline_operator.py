@@ -1,10 +1,11 @@
 """`kubectl apply -f examples/pipeline.yaml` against a real API server with the operator
 running and a real RocketMQ behind it.
 
-Cases: topics and group are created (checked with our admin client and with mqadmin) and the
-worker Deployment is wired and owned, Ready=True; a queue increase is applied and a decrease
-refused with NotSupported; an existing topic is adopted, not recreated; deletion honours
-deletionPolicy Delete and Retain; invalid specs are rejected by the API server naming the field.
+Cases: topics (request, its `-high` twin, result) and group are created (checked with our
+admin client and with mqadmin) and the worker Deployment is wired and owned, Ready=True; a
+queue increase is applied and a decrease refused with NotSupported; an existing topic is
+adopted, not recreated; deletion honours deletionPolicy Delete and Retain (the `-high` topic
+too); invalid specs are rejected by the API server naming the field.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ def test_apply_creates_topics_group_and_workers(cluster: Cluster) -> None:
     ready = cluster.wait_condition("price-alerts", "Ready", "True")
     assert ready["reason"] == "Reconciled"
 
-    for topic in (cluster.request_topic, cluster.result_topic):
+    high = f"{cluster.request_topic}-high"  # the priority: high tasks' topic
+    for topic in (cluster.request_topic, high, cluster.result_topic):
         config = admin_call(cluster, "topic_config", topic)
         assert (config.read_queues, config.write_queues, config.message_type) == (8, 8, "NORMAL")
     listed = cluster.rocketmq.mqadmin("topicList")
     assert cluster.request_topic in listed
+    assert high in listed
     assert cluster.result_topic in listed
     group = admin_call(cluster, "group_config", cluster.group)
     assert group.retry_max_times == 16
@@ -40,6 +43,7 @@ def test_apply_creates_topics_group_and_workers(cluster: Cluster) -> None:
     pod = deployment["spec"]["template"]["spec"]
     env = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
     assert env["MQ_TOPIC_REQUEST"] == cluster.request_topic
+    assert env["MQ_TOPIC_REQUEST_HIGH"] == high
     assert env["MQ_GROUP_AGENT"] == cluster.group
     assert env["MQ_NAMESRV"] == cluster.rocketmq.namesrv_addr
     assert env["REDIS_URL"] == "redis://redis:6379/0"
@@ -103,6 +107,8 @@ def test_deletion_policy(cluster: Cluster, policy: str, kept: bool) -> None:
     exists = admin_call(cluster, "topic_config", cluster.request_topic) is not None
     assert exists is kept
     assert (admin_call(cluster, "topic_config", cluster.result_topic) is not None) is kept
+    high = f"{cluster.request_topic}-high"
+    assert (admin_call(cluster, "topic_config", high) is not None) is kept
     assert (admin_call(cluster, "group_config", cluster.group) is not None) is kept
 
 
