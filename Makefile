@@ -131,6 +131,7 @@ bench: install system-deps
 	$(BIN)/python -m bench.auth_overhead
 	$(BIN)/python -m bench.end_to_end
 	$(BIN)/python -m bench.operator_ready
+	$(BIN)/python -m bench.task_control
 	$(BIN)/python -m bench.autoscale_sim
 
 ## agentprod vs Celery 5 end to end, 3 alternating rounds (~15 min); BENCH_ARGS=--quick: ~2 min.

@@ -9,7 +9,14 @@ Cancel latency: `--cancels` long tasks, each cancelled once it runs; the latency
 before POST /tasks/{id}/cancel to the record's `finished_at` (stored by the worker when it
 settled the task `cancelled`, the agent's coroutine stopped and its slot freed).
 
-    python -m bench.task_control [--tasks 32] [--steps 20] [--cancels 20]
+Priority: a backlog of `--backlog` normal `sleep` tasks (1 s each) fills the worker's
+slots, then `--high` `priority: high` tasks are submitted, one every 0.1 s; the figure is each
+task's queue wait (`started_at - created_at`): high ones against the normal ones submitted
+just before them, and how much of the normal backlog still waited when the last high task
+started.
+
+    python -m bench.task_control [--tasks 32] [--steps 20] [--cancels 20] [--backlog 640]
+        [--high 16]
 """
 
 from __future__ import annotations
@@ -88,6 +95,52 @@ async def cancel_latency(url: str, *, count: int) -> list[float]:
     return latencies
 
 
+async def priority_waits(
+    url: str, *, backlog: int, high: int
+) -> tuple[list[float], list[float], int]:
+    """(high tasks' waits, the last `high` normal tasks' waits, normal tasks started after
+    the last high one)."""
+    limit = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
+        async def post(n: int, priority: str) -> str:
+            async with limit:
+                answer = await client.post(
+                    "/tasks",
+                    json={
+                        "user_id": "bench",
+                        "content": f"{priority} {n}",
+                        "metadata": {"sleep_seconds": 1.0},
+                        "priority": priority,
+                    },
+                )
+                return str(answer.raise_for_status().json()["task_id"])
+
+        normal = list(await asyncio.gather(*(post(n, "normal") for n in range(backlog))))
+        urgent = []
+        for n in range(high):
+            urgent.append(await post(n, "high"))
+            await asyncio.sleep(0.1)
+        views: dict[str, dict[str, object]] = {}
+        for task_id in urgent + normal:
+            while True:
+                view = (await client.get(f"/tasks/{task_id}")).json()
+                if view["status"] == "done":
+                    views[task_id] = view
+                    break
+                await asyncio.sleep(0.05)
+
+    def at(task_id: str, field: str) -> float:
+        return datetime.fromisoformat(str(views[task_id][field])).timestamp()
+
+    def wait(task_id: str) -> float:
+        return at(task_id, "started_at") - at(task_id, "created_at")
+
+    last_high = max(at(t, "started_at") for t in urgent)
+    later = sum(at(t, "started_at") > last_high for t in normal)
+    return [wait(t) for t in urgent], [wait(t) for t in normal[-high:]], later
+
+
 def report(name: str, values: list[float]) -> None:
     ms = [value * 1000 for value in values]
     print(
@@ -101,6 +154,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cancels", type=int, default=20)
+    parser.add_argument("--backlog", type=int, default=640)
+    parser.add_argument("--high", type=int, default=16)
     args = parser.parse_args()
     with real_stack() as stack:
         topic, group = stack.pipeline()
@@ -117,6 +172,12 @@ def main() -> None:
             "cancel latency (request -> settled cancelled)",
             asyncio.run(cancel_latency(api.url, count=args.cancels)),
         )
+        urgent, normal, later = asyncio.run(
+            priority_waits(api.url, backlog=args.backlog, high=args.high)
+        )
+        report("queue wait of high-priority tasks behind the backlog", urgent)
+        report("queue wait of the last normal tasks of the backlog", normal)
+        print(f"normal tasks started after the last high one: {later} of {args.backlog}")
 
 
 if __name__ == "__main__":

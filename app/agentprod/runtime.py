@@ -164,7 +164,7 @@ async def _worker_main(settings: Settings) -> int:
         group=settings.mq_group_agent,
         topic=settings.mq_topic_request_priority,
         await_seconds=settings.worker_await_seconds,
-        threads=2 * settings.worker_priority_slots + 2,
+        threads=2 * (settings.worker_concurrency + settings.worker_priority_slots) + 2,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
