@@ -32,7 +32,6 @@ from agentprod.agents import registry
 from agentprod.agents.base import AgentError, AgentTask, PermanentAgentError, RetryLater
 from agentprod.agents.registry import AgentPool
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
-from agentprod.console import state as console_state
 from agentprod.models import (
     Claim,
     ClaimOutcome,
@@ -452,9 +451,6 @@ class Handler:
                     finished_at=from_epoch(now),
                 ),
                 callback_url=message.callback_url,
-            )
-            await console_state.remember_finished(  # the console's list (best effort)
-                self._store.client, tenant=message.tenant, task_id=message.task_id, at=now
             )
         else:
             log.warning(

@@ -93,12 +93,6 @@ def llm_signals(group: str, bucket: int) -> str:
     return f"{PREFIX}:llm:signals:{group}:{bucket}"
 
 
-def recent_tasks(tenant: str) -> str:
-    """Sorted set of a tenant's latest task ids, scored by creation time (the console's list;
-    trimmed to `console.state.RECENT_KEPT`)."""
-    return f"{PREFIX}:recent:{len(tenant)}:{tenant}"
-
-
 def pipelines() -> str:
     """Hash `namespace/name` → the latest JSON snapshot of a pipeline the operator wrote
     (lag, in-flight, replicas, decision, conditions, dead letters) for the console."""

@@ -9,6 +9,7 @@ operator wrote for every pipeline using this Redis (`console.state`).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from importlib import resources
 from typing import Annotated, Any
@@ -54,19 +55,21 @@ def router(services: Services) -> APIRouter:
         who: Annotated[identity.Caller, Depends(identity.caller)],
         limit: Annotated[int, Query(ge=1, le=RECENT_LIMIT_MAX)] = 50,
     ) -> dict[str, Any]:
-        """The caller's tenant's latest tasks (newest first) and their counts and throughput."""
-        client = services.store.client
+        """The caller's tenant's latest tasks (newest first, from the index `GET /tasks` reads:
+        every status, cancelled and dead-lettered ones too), their counts and throughput, and
+        per agent: tasks, outcomes, tokens, cost, cache hits."""
         try:
-            ids = await state.recent_task_ids(client, tenant=who.tenant, limit=limit)
-            records = await asyncio.gather(*(services.store.get(i) for i in ids))
+            page = await services.store.index_page(
+                who.tenant, newest=math.inf, oldest=-math.inf, limit=limit
+            )
+            records = await services.store.get_many([entry.task_id for entry in page.entries])
         except StoreUnavailable as error:
-            raise errors.Unavailable("redis", f"tasks unavailable: {error}") from error
-        except Exception as error:  # a Redis error outside the store's translation
             raise errors.Unavailable("redis", f"tasks unavailable: {error}") from error
         found = [r for r in records if r is not None and r.tenant == who.tenant]
         return {
             "tasks": [views.row(r) for r in found],
             "summary": views.summary(found, now=time.time()),
+            "agents": views.by_agent(found),
         }
 
     @routes.get("/console/api/tasks/{task_id}", responses=errors.responses(404))

@@ -1,9 +1,7 @@
-"""The console's Redis state, through the client the store hands out (`TaskStore.client`).
-
-- recent tasks per tenant: the tenant's open set (queued and running, kept by the store) and a
-  sorted set of the ids the workers settled, by finish time;
-- pipelines: the operator's latest snapshot per pipeline (a hash) and its history (a stream
-  capped at about an hour of scaling passes), read by the console's chart.
+"""The console's pipeline state in Redis, through the client the store hands out
+(`TaskStore.client`): the operator's latest snapshot per pipeline (a hash) and its history (a
+stream capped at about an hour of scaling passes), read by the console's chart. The console's
+tasks are the store's own (the tenant's task index, as `GET /tasks` reads it).
 All writes are best effort: a Redis error is logged, never a refused task or a failed pass.
 """
 
@@ -19,42 +17,8 @@ from agentprod import keys
 
 log = logging.getLogger(__name__)
 
-RECENT_KEPT = 500  # ids kept per tenant
 SAMPLES_KEPT = 1200  # snapshots per pipeline: an hour at a 3 s poll
 HISTORY_SECONDS = 3600
-
-
-async def remember_finished(client: Any, *, tenant: str, task_id: str, at: float) -> None:
-    """Index a task the worker just settled (the unfinished ones are the tenant's open set)."""
-    key = keys.recent_tasks(tenant)
-    try:
-        pipe = client.pipeline(transaction=False)
-        pipe.zadd(key, {task_id: at})
-        pipe.zremrangebyrank(key, 0, -RECENT_KEPT - 1)
-        await pipe.execute()
-    except Exception as error:
-        log.warning("console: recent-task index not updated: %s", error)
-
-
-async def recent_task_ids(client: Any, *, tenant: str, limit: int) -> list[str]:
-    """The tenant's latest tasks: unfinished ones (the open set, by creation time) and the
-    recently finished (by finish time), newest first."""
-    pipe = client.pipeline(transaction=False)
-    pipe.zrevrange(keys.open_tasks(tenant), 0, limit - 1, withscores=True)
-    pipe.zrevrange(keys.recent_tasks(tenant), 0, limit - 1, withscores=True)
-    open_tasks, finished = await pipe.execute()
-    return merge_recent(open_tasks, finished, limit=limit)
-
-
-def merge_recent(
-    open_tasks: list[tuple[Any, float]], finished: list[tuple[Any, float]], *, limit: int
-) -> list[str]:
-    """Both lists by score, newest first, each id once (pure)."""
-    best: dict[str, float] = {}
-    for raw, score in [*open_tasks, *finished]:
-        task_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-        best[task_id] = max(score, best.get(task_id, score))
-    return sorted(best, key=lambda task_id: best[task_id], reverse=True)[:limit]
 
 
 async def write_pipeline(

@@ -66,10 +66,56 @@ def test_summary_counts_every_status_and_the_last_minute_only() -> None:
     assert views.summary([], now=NOW)["p50_latency_ms"] is None
 
 
-def test_recent_merges_open_and_finished_newest_first_each_once() -> None:
-    from agentprod.console.state import merge_recent
+def test_a_cancelled_task_counts_as_finished() -> None:
+    summary = views.summary([_record("x", TaskStatus.CANCELLED, finished_ago=5)], now=NOW)
+    assert summary["by_status"]["cancelled"] == 1
+    assert summary["throughput_per_minute"] == 1.0
 
-    open_tasks = [(b"q2", 30.0), (b"q1", 10.0)]
-    finished = [("d1", 40.0), ("q1", 35.0), ("d0", 5.0)]  # q1 finished after it was listed open
-    assert merge_recent(open_tasks, finished, limit=10) == ["d1", "q1", "q2", "d0"]
-    assert merge_recent(open_tasks, finished, limit=2) == ["d1", "q1"]
+
+def test_row_names_both_models_of_a_planner_result() -> None:
+    record = _record(
+        "p",
+        TaskStatus.DONE,
+        finished_ago=1,
+        agent="planner",
+        result={"model_used": {"planner": "m-strong", "answer": "m-fast"}, "cost": 0.5},
+    )
+    assert views.row(record)["model"] == "m-strong, m-fast"
+
+
+def test_by_agent_sums_tokens_cost_and_cache_hits_per_agent() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    records = [
+        _record(
+            "c1",
+            TaskStatus.DONE,
+            finished_ago=1,
+            agent="chat",
+            result={"usage": usage, "cost": 0.25, "cached": False},
+        ),
+        _record(
+            "c2",
+            TaskStatus.DONE,
+            finished_ago=1,
+            agent="chat",
+            result={"usage": None, "cost": 0, "cached": True},
+        ),
+        _record("c3", TaskStatus.FAILED, finished_ago=1, agent="chat"),
+        _record("s1", TaskStatus.CANCELLED, finished_ago=1, agent="sleep", result=None),
+        _record("s2", TaskStatus.RUNNING, finished_ago=None, agent="sleep"),
+    ]
+    chat, sleep = views.by_agent(records)
+    assert chat == {
+        "agent": "chat",
+        "tasks": 3,
+        "done": 2,
+        "failed": 1,
+        "cancelled": 0,
+        "total_tokens": 7,
+        "cost_usd": 0.25,
+        "cached": 1,
+        "cache_hit_rate": 0.5,
+    }
+    assert sleep["tasks"] == 2 and sleep["cancelled"] == 1
+    assert sleep["cache_hit_rate"] is None  # no result said whether it was cached
+    assert sleep["total_tokens"] == 0

@@ -1,11 +1,15 @@
-// agentprod console: polls the JSON of /console/api/* and /stats; no framework, no build.
+// agentprod console: polls the JSON of /console/api/* and /stats, follows the open task's
+// events (GET /tasks/{id}/events, SSE read through fetch so the key header goes along —
+// EventSource cannot send headers); no framework, no build.
 // Data is only ever written with textContent (never as HTML).
 "use strict";
 
 const KEY = "agentprod-console-key";
 const TASKS_EVERY_MS = 1000;
 const SLOW_EVERY_MS = 3000;
+const FINISHED = new Set(["done", "failed", "cancelled"]);
 let selected = null;
+let following = null; // {taskId, controller, lastId, ended}
 
 function headers() {
   const key = sessionStorage.getItem(KEY);
@@ -74,12 +78,38 @@ function renderTasks(data) {
       return tr;
     }),
   );
+  renderAgents(data.agents || []);
+}
+
+const fmtRate = (r) => (r === null || r === undefined ? "–" : `${(r * 100).toFixed(0)}%`);
+
+function renderAgents(agents) {
+  document.querySelector("#agents tbody").replaceChildren(
+    ...agents.map((a) => {
+      const tr = el("tr");
+      tr.dataset.agent = a.agent;
+      tr.append(el("td", a.agent), el("td", a.tasks), el("td", a.done), el("td", a.failed),
+        el("td", a.cancelled), el("td", a.total_tokens), el("td", Number(a.cost_usd).toFixed(6)),
+        el("td", fmtRate(a.cache_hit_rate)));
+      return tr;
+    }),
+  );
 }
 
 async function openTask(taskId) {
+  if (selected !== taskId) {
+    document.getElementById("cancel-status").textContent = "";
+    follow(taskId);
+  }
   selected = taskId;
   await refreshDetail();
   document.getElementById("detail").hidden = false;
+}
+
+function closeTask() {
+  selected = null;
+  unfollow();
+  document.getElementById("detail").hidden = true;
 }
 
 async function refreshDetail() {
@@ -96,8 +126,146 @@ async function refreshDetail() {
   if (t.error) rows.push(["error", t.error]);
   fields.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
   fields.dataset.status = t.status;
+  const cancel = document.getElementById("detail-cancel");
+  cancel.hidden = FINISHED.has(t.status);
+  cancel.dataset.taskId = t.task_id;
   document.getElementById("detail-result").textContent =
     t.result === null ? "(no result yet)" : JSON.stringify(t.result, null, 2);
+}
+
+// --- the open task's events: SSE over fetch, resumed with Last-Event-ID after a drop ---
+
+function unfollow() {
+  if (following) following.controller.abort();
+  following = null;
+}
+
+async function follow(taskId) {
+  unfollow();
+  const me = { taskId, controller: new AbortController(), lastId: null, ended: false };
+  following = me;
+  document.getElementById("detail-events").replaceChildren();
+  eventsState("connecting…");
+  while (following === me && !me.ended) {
+    try {
+      const h = { ...headers(), Accept: "text/event-stream" };
+      if (me.lastId) h["Last-Event-ID"] = me.lastId;
+      const answer = await fetch(`/tasks/${encodeURIComponent(taskId)}/events`, {
+        headers: h, signal: me.controller.signal,
+      });
+      if (!answer.ok) {
+        eventsState(`events unavailable (HTTP ${answer.status})`);
+        if (answer.status !== 429 && answer.status < 500) return; // 401, 404: no use retrying
+      } else {
+        eventsState("live");
+        await readFrames(answer.body, (frame) => onFrame(me, frame));
+      }
+    } catch (error) {
+      if (me.controller.signal.aborted) return;
+      eventsState(`reconnecting (${error.message})`);
+    }
+    if (following === me && !me.ended) await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function readFrames(body, onFrameText) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n?/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      onFrameText(buffer.slice(0, cut));
+      buffer = buffer.slice(cut + 2);
+    }
+  }
+}
+
+function onFrame(me, text) {
+  if (following !== me) return;
+  const frame = { id: null, event: "message", data: [] };
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith(":")) continue; // a keep-alive comment
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "id") frame.id = value;
+    else if (field === "event") frame.event = value;
+    else if (field === "data") frame.data.push(value);
+  }
+  if (!frame.data.length) return;
+  const body = JSON.parse(frame.data.join("\n"));
+  if (frame.id) me.lastId = frame.id;
+  if (frame.event === "end") {
+    me.ended = true;
+    eventsState(`ended: ${body.status}`);
+    document.getElementById("detail-events").dataset.ended = body.status;
+    return;
+  }
+  showEvent(body);
+}
+
+function describe(e) {
+  if (e.type === "status") {
+    let text = e.status + (e.attempt ? ` (attempt ${e.attempt})` : "");
+    if (e.error) text += ` — ${e.error}`;
+    if (e.result !== undefined && e.result !== null) text += ` — ${JSON.stringify(e.result)}`;
+    return text;
+  }
+  if (e.type === "step") return `${e.step} of ${e.of}`;
+  if (e.type === "tokens") return e.text;
+  const rest = { ...e };
+  delete rest.type;
+  delete rest.at;
+  return Object.keys(rest).length ? JSON.stringify(rest) : "";
+}
+
+function showEvent(e) {
+  const list = document.getElementById("detail-events");
+  const last = list.lastElementChild;
+  if (e.type === "tokens" && last && last.dataset.type === "tokens") {
+    last.querySelector(".text").textContent += e.text; // streamed text reads as one answer
+    return;
+  }
+  const item = el("li");
+  item.dataset.type = e.type;
+  if (e.status) item.dataset.status = e.status;
+  const at = e.at ? new Date(e.at * 1000).toLocaleTimeString() : "";
+  item.append(el("span", at, "at"), el("span", e.type, "type"), el("span", describe(e), "text"));
+  list.append(item);
+  list.scrollTop = list.scrollHeight;
+}
+
+function eventsState(text) {
+  document.getElementById("events-state").textContent = text;
+}
+
+async function cancelTask() {
+  const button = document.getElementById("detail-cancel");
+  const taskId = button.dataset.taskId;
+  const out = document.getElementById("cancel-status");
+  button.disabled = true;
+  try {
+    const answer = await fetch(`/tasks/${encodeURIComponent(taskId)}/cancel`, {
+      method: "POST", headers: headers(),
+    });
+    const data = await answer.json().catch(() => ({}));
+    const said = data.detail && data.detail[0] ? data.detail[0].msg : `HTTP ${answer.status}`;
+    out.textContent = {
+      200: "cancelled",
+      202: "cancel requested: its worker is stopping it",
+      409: `not cancelled: ${said}`,
+      404: "not cancelled: no such task (expired?)",
+    }[answer.status] || `cancel refused (HTTP ${answer.status}): ${said}`;
+    out.dataset.outcome = String(answer.status);
+  } catch (error) {
+    out.textContent = `cancel failed: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
+  await refreshDetail().catch(() => {});
 }
 
 function chart(history) {
@@ -176,7 +344,8 @@ function renderModels(stats) {
     ...Object.entries(stats.models).map(([model, m]) => {
       const tr = el("tr");
       tr.append(el("td", model), el("td", m.calls), el("td", m.errors), el("td", m.total_tokens),
-        el("td", Number(m.cost_usd).toFixed(6)), el("td", m.cache_hits));
+        el("td", Number(m.cost_usd).toFixed(6)), el("td", m.cache_hits),
+        el("td", fmtRate(m.calls + m.cache_hits ? m.cache_hits / (m.calls + m.cache_hits) : null)));
       return tr;
     }),
   );
@@ -218,6 +387,15 @@ document.addEventListener("DOMContentLoaded", () => {
     const agent = document.getElementById("agent").value.trim();
     const body = { user_id: "console", content };
     if (agent) body.agent = agent;
+    const metadata = document.getElementById("metadata").value.trim();
+    if (metadata) {
+      try {
+        body.metadata = JSON.parse(metadata);
+      } catch (error) {
+        document.getElementById("submit-status").textContent = `metadata is not JSON: ${error.message}`;
+        return;
+      }
+    }
     const answer = await fetch("/tasks", {
       method: "POST",
       headers: { ...headers(), "Content-Type": "application/json" },
@@ -228,10 +406,8 @@ document.addEventListener("DOMContentLoaded", () => {
       answer.ok ? `queued ${data.task_id}` : `refused (${answer.status}): ${JSON.stringify(data)}`;
     tickTasks();
   });
-  document.getElementById("detail-close").addEventListener("click", () => {
-    selected = null;
-    document.getElementById("detail").hidden = true;
-  });
+  document.getElementById("detail-close").addEventListener("click", closeTask);
+  document.getElementById("detail-cancel").addEventListener("click", cancelTask);
   tickTasks();
   tickSlow();
   setInterval(tickTasks, TASKS_EVERY_MS);
