@@ -116,6 +116,7 @@ def test_by_agent_sums_tokens_cost_and_cache_hits_per_agent() -> None:
         "cached": 1,
         "cache_hit_rate": 0.5,
     }
-    assert sleep["tasks"] == 2 and sleep["cancelled"] == 1
+    assert sleep["tasks"] == 2
+    assert sleep["cancelled"] == 1
     assert sleep["cache_hit_rate"] is None  # no result said whether it was cached
     assert sleep["total_tokens"] == 0

@@ -383,6 +383,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   document.getElementById("submit-form").addEventListener("submit", async (event) => {
     event.preventDefault();
+    document.getElementById("submit-status").textContent = "submitting…";
     const content = document.getElementById("content").value;
     const agent = document.getElementById("agent").value.trim();
     const body = { user_id: "console", content };
