@@ -3,7 +3,8 @@ the real API and worker on real RocketMQ and Redis.
 
 Tasks are submitted from the page and must appear and finish without a reload; a task's detail
 opens with its result and its events (live while it runs, the whole history once it ended), and
-its cancel button cancels it, queued or running; a pipeline snapshot written the way the
+its cancel button cancels it, queued or running; a new API process shows the same tasks and
+pipeline (the console keeps nothing in memory); a pipeline snapshot written the way the
 operator writes it shows its lag and replicas (the operator on a control plane:
 tests/e2e/test_autoscaler.py). Screenshots go to .cache/console/ (the README's comes from here).
 """
@@ -106,6 +107,15 @@ def test_console_shows_tasks_live_and_a_pipeline(
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow}px wider than a phone's screen"
     page.screenshot(path=str(SHOTS / "console-phone.png"), full_page=True)
+
+    # Durable: a new API process serves the same tasks and pipeline (read from Redis, nothing
+    # from the old process's memory); a new origin, so the page asks for the key again.
+    api.terminate()
+    again = launch("api", API_AUTH="required")
+    page.set_viewport_size({"width": 1100, "height": 900})
+    _open_with_key(page, again.url, key["key"])
+    expect(page.locator('#tasks tbody tr[data-status="done"]')).to_have_count(3)
+    expect(pipeline.locator('[data-field="lag"] b')).to_have_text("42", timeout=10_000)
 
 
 def test_console_follows_a_tasks_events_and_cancels_it(
