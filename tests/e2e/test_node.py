@@ -7,12 +7,17 @@ In order, on one release (the tests share it, as a user's cluster would):
 2. examples/pipeline.yaml applied (kubectl): worker pods consume, tasks posted through the API
    Service (port-forward) reach `done` and the result topic; a pipeline naming an agent the
    image does not register shows Ready=False (WorkerConfigInvalid) and recovers once fixed;
-3. scaling with real pods: from 0 workers a backlog starts pods that drain it and the
-   operator takes them back to 0; prints first message → first done and backlog → desired
-   replicas Ready;
+3. scaling with real pods: from 0 workers a backlog starts ceil(lag/lagPerReplica) pods (at
+   least) that drain it, busy pods carry their in-flight tasks as pod-deletion-cost (0 once
+   idle), and the operator takes them back to 0; prints first message → first done and
+   backlog → desired replicas Ready;
 4. a worker pod deleted mid-task, gracefully and with `--force --grace-period=0`, and a
    rolling update of the worker image under load: every task ends `done`, once;
-5. `helm upgrade` with running pods, then the pipelines deleted and `helm uninstall`: no
+5. chat workers against a model provider that serves 4 calls at once (the tests' model server
+   on the node's bridge address, answering 429 beyond that): without the provider cap the lag
+   scales into the limit; with it the replicas stay at what the provider serves, with far fewer
+   429s; every task ends `done`, once;
+6. `helm upgrade` with running pods, then the pipelines deleted and `helm uninstall`: no
    wedged finalizer, no pod left.
 """
 
@@ -23,6 +28,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +47,9 @@ from harness.cluster import (
     ROCKETMQ_IMAGE,
     LocalCluster,
 )
+from harness.node import NODE_IP
+
+from tests.integration.llm_fakes import FaultyModelServer
 
 ROOT = Path(__file__).parents[2]
 CHART = ROOT / "charts" / "agentprod"
@@ -51,6 +60,7 @@ PIPELINE = "price-alerts"
 WORKERS = f"{PIPELINE}-worker"
 WORKER_SELECTOR = f"app.kubernetes.io/name=agentprod-worker,app.kubernetes.io/instance={PIPELINE}"
 ROLLED_IMAGE = "localhost/agentprod:dev-rolled"
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 # Real pods, real scaling windows: minutes per test, not the suite's default 300 s.
 pytestmark = pytest.mark.timeout(900)
 
@@ -108,6 +118,7 @@ class Deployed:
     api_key: str = ""  # made in the API pod with `agentprod keys create` (auth is on)
     figures: dict[str, float] = field(default_factory=dict)
     _forward: subprocess.Popen[str] | None = None
+    _drain: threading.Thread | None = None
 
     def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.cluster.plane.kubectl(*args, **kw)
@@ -115,7 +126,11 @@ class Deployed:
     def helm(self, *args: str, timeout: float = 300) -> str:
         done = subprocess.run(
             [str(self.cluster.plane.bin_dir / "helm"), *args],
-            env={"KUBECONFIG": str(self.cluster.kubeconfig), "PATH": "/usr/bin:/bin"},
+            env={
+                "KUBECONFIG": str(self.cluster.kubeconfig),
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(self.cluster.plane.home),  # helm's caches: never the checkout
+            },
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -175,11 +190,17 @@ class Deployed:
         assert match, line
         self.api_port = int(match.group(1))
         self._forward = process
+        # kubectl prints a line per connection: drained, or a full pipe (~2,400 connections)
+        # blocks kubectl and with it every request through the forward
+        self._drain = threading.Thread(target=process.stdout.read, daemon=True)
+        self._drain.start()
 
     def close(self) -> None:
         if self._forward is not None:
             self._forward.terminate()
             self._forward.wait(10)
+            if self._drain is not None:
+                self._drain.join(10)  # kubectl is gone: its stdout ends
             if self._forward.stdout is not None:
                 self._forward.stdout.close()
             self._forward = None
@@ -195,19 +216,28 @@ class Deployed:
             | ({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
         )
         try:
-            with urllib.request.urlopen(req, timeout=10) as answer:
+            with urllib.request.urlopen(req, timeout=30) as answer:
                 return answer.status, json.loads(answer.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
+        except TimeoutError:  # say what the API pod was doing
+            logs = self.kubectl("logs", f"deploy/{RELEASE}-api", "-n", NS, "--tail=40", check=False)
+            raise TimeoutError(
+                f"{method} {path}: no answer in 30 s; API log:\n{logs.stdout}"
+            ) from None
 
     def submit(self, count: int, *, agent: str | None = None, sleep: float = 0.0) -> list[str]:
+        extra: dict[str, Any] = {"agent": agent, "metadata": {"sleep_seconds": sleep}}
+        return self.submit_texts(
+            [f"price drop {n}" for n in range(count)], **extra if agent else {}
+        )
+
+    def submit_texts(self, texts: list[str], **extra: Any) -> list[str]:
         ids = []
-        for index in range(count):
-            body: dict[str, Any] = {"user_id": "e2e", "content": f"price drop {index}"}
-            if agent:
-                body["agent"] = agent
-                body["metadata"] = {"sleep_seconds": sleep}
-            status, answer = self.request("POST", "/tasks", body)
+        for text in texts:
+            status, answer = self.request(
+                "POST", "/tasks", {"user_id": "e2e", "content": text} | extra
+            )
             assert status == 202, (status, answer)
             ids.append(answer["task_id"])
         return ids
@@ -422,18 +452,37 @@ def test_scale_from_zero_with_real_pods(deployed: Deployed) -> None:
         desired = int(status.get("desiredReplicas") or 0)
         return (
             desired
-            if desired >= 2 and len(deployed.ready_pods(WORKER_SELECTOR)) >= desired
+            if desired >= 3 and len(deployed.ready_pods(WORKER_SELECTOR)) >= desired
             else None
         )
 
-    desired = wait_for(desired_ready, timeout=240, what="desired worker replicas Ready")
+    # ceil(250 / lagPerReplica 100) = 3 at least (busy workers may add to it)
+    desired = wait_for(desired_ready, timeout=240, what="ceil(lag/lagPerReplica) pods Ready")
     backlog_ready = time.monotonic() - t1
     print(
         f"backlog of 250 → {desired} desired replicas Ready {backlog_ready:.1f}s", file=sys.stderr
     )
+
+    def costs() -> dict[str, int]:
+        return {
+            pod["metadata"]["name"]: int(
+                (pod["metadata"].get("annotations") or {}).get(DELETION_COST, "-1")
+            )
+            for pod in deployed.pods(WORKER_SELECTOR)
+            if not pod["metadata"].get("deletionTimestamp")
+        }
+
+    # the operator marks busy pods with their in-flight tasks (scale-in takes idle ones first)
+    busy = wait_for(
+        lambda: {name: cost for name, cost in costs().items() if cost > 0},
+        timeout=60,
+        what="a busy worker pod with a pod-deletion-cost",
+    )
+    assert all(cost <= 8 for cost in busy.values()), busy  # at most concurrency tasks each
     done = deployed.wait_done(backlog, timeout=300)
     drained = time.monotonic() - t1
     assert {task["status"] for task in done.values()} == {"done"}
+    wait_for(lambda: not any(costs().values()), timeout=60, what="pod-deletion-cost 0 once idle")
     wait_for(lambda: deployed.worker_replicas() == (0, 0), timeout=240, what="back to 0 workers")
     back_to_zero = time.monotonic() - t1
     print(
@@ -490,6 +539,103 @@ def test_rolling_update_of_the_worker_image_under_load(deployed: Deployed) -> No
     wait_for(rolled, timeout=240, what="workers rolled to the new image")
     done = deployed.wait_done(ids, timeout=240)
     _exactly_once(deployed, done)
+
+
+ENDED = ("done", "failed", "cancelled")
+PROVIDER_CAPACITY = 4  # calls the test provider serves at once; 429 beyond
+
+
+def chat_pipeline(model: FaultyModelServer, *, provider_cap: bool) -> dict[str, Any]:
+    """The example pipeline running the chat agent against the test provider, 4 calls per pod
+    (one pod keeps the provider busy), and up to 4 pods when the lag alone decides."""
+    body = example_pipeline(minReplicas=1, maxReplicas=4, lagPerReplica=10)
+    body["spec"]["scaling"]["provider"] = {"enabled": provider_cap}
+    body["spec"]["agent"] = {"name": "chat", "models": {"baseURL": model.base_url, "fast": "fake"}}
+    body["spec"]["consumerGroup"]["maxRetries"] = 64  # a refused call is put back, not lost
+    body["spec"]["worker"]["concurrency"] = PROVIDER_CAPACITY
+    body["spec"]["worker"]["env"] += [
+        {"name": "OPENAI_API_KEY", "value": "test"},
+        {"name": "LLM_CACHE_TTL_SECONDS", "value": "0"},
+    ]
+    return body
+
+
+def _provider_cap(deployed: Deployed) -> int | None:
+    """The replicas the pipeline's status caps at while the provider is limited, else None."""
+    provider = (deployed.pipeline().get("status") or {}).get("provider") or {}
+    return int(provider["cap"]) if provider.get("limited") else None
+
+
+def _only_ready_workers_of(deployed: Deployed, agent: str) -> bool:
+    """Every worker pod left runs `agent` (the rollout is over) and is Ready, and there is one."""
+    pods = [p for p in deployed.pods(WORKER_SELECTOR) if not p["metadata"].get("deletionTimestamp")]
+    agents = {
+        env.get("value")
+        for pod in pods
+        for container in pod["spec"]["containers"]
+        for env in container.get("env", [])
+        if env["name"] == "AGENT"
+    }
+    return len(pods) == 1 and agents == {agent} and len(deployed.ready_pods(WORKER_SELECTOR)) == 1
+
+
+def _run_chat_backlog(
+    deployed: Deployed, model: FaultyModelServer, texts: list[str]
+) -> dict[str, Any]:
+    """Post `texts` as chat tasks and watch until every one ends: the 429s they drew, the most
+    Ready worker pods and their pod-seconds, and the lowest replicas while capped."""
+    refused_before, t0 = model.refusals, time.monotonic()
+    run: dict[str, Any] = {"pods": 0, "pod_seconds": 0.0, "capped_at": None}
+    ids = deployed.submit_texts(texts)
+    pending, sampled = set(ids), time.monotonic()
+    while pending:
+        assert time.monotonic() - t0 < 420, f"{len(pending)} of {len(ids)} tasks not done"
+        ready = len(deployed.ready_pods(WORKER_SELECTOR))
+        now = time.monotonic()
+        run["pods"] = max(run["pods"], ready)
+        run["pod_seconds"] += ready * (now - sampled)
+        sampled = now
+        cap = _provider_cap(deployed)
+        if cap is not None and deployed.worker_replicas()[0] <= cap:
+            run["capped_at"] = min(cap, run["capped_at"] or cap)
+        statuses = deployed.statuses(sorted(pending))
+        pending -= {i for i, task in statuses.items() if task["status"] in ENDED}
+        time.sleep(1)
+    _exactly_once(deployed, deployed.statuses(ids))
+    return run | {"429s": model.refusals - refused_before, "seconds": time.monotonic() - t0}
+
+
+def test_a_provider_at_its_limit_caps_real_pods(deployed: Deployed) -> None:
+    model = FaultyModelServer(host=NODE_IP, capacity=PROVIDER_CAPACITY)  # pods reach the bridge
+    model.start()
+    marker = uuid.uuid4().hex[:8]
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        # The cap first, from no signals: the provider starts refusing mid-run, once the lag has
+        # scaled past what it serves; then the same backlog with the lag alone deciding.
+        for cap in ("on", "off"):
+            apply_pipeline(deployed, chat_pipeline(model, provider_cap=cap == "on"))
+            wait_for(lambda: _only_ready_workers_of(deployed, "chat"), timeout=240,
+                     what="the workers rolled to 1 Ready chat pod")  # fmt: skip
+            # 80 tasks of 2 s model time: 40 s of the provider's 4 calls at once, at least
+            texts = [f"[slow:2] {marker} {cap} {n:03d}" for n in range(80)]
+            runs[cap] = _run_chat_backlog(deployed, model, texts)
+            print(f"\nprovider cap {cap}: {runs[cap]}", file=sys.stderr)
+    finally:
+        model.stop()
+    off, on = runs["off"], runs["on"]
+    assert off["pods"] == 4, off  # the lag alone scales into the provider's limit
+    assert off["capped_at"] is None, off
+    assert on["capped_at"] is not None, on  # the replicas went down to the provider's cap
+    assert on["capped_at"] < 4, on
+    assert on["429s"] < off["429s"], runs
+    print(
+        f"\n80 chat tasks, provider serving {PROVIDER_CAPACITY} calls at once: without the cap "
+        f"{off['pods']} pods, {off['pod_seconds']:.0f} pod-s, {off['429s']} 429s, "
+        f"{off['seconds']:.0f}s; with it capped at {on['capped_at']}, {on['pod_seconds']:.0f} "
+        f"pod-s, {on['429s']} 429s, {on['seconds']:.0f}s",
+        file=sys.stderr,
+    )
 
 
 def test_helm_upgrade_and_uninstall_with_running_pods(deployed: Deployed) -> None:

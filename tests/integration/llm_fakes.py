@@ -1,4 +1,5 @@
-"""A small OpenAI-compatible test server on 127.0.0.1 that injects faults (the tests' own).
+"""A small OpenAI-compatible test server that injects faults (the tests' own), on 127.0.0.1 or
+an address of the tests' own node bridge (pods reach it there).
 
 It answers `POST /v1/chat/completions` and `GET /v1/models`. What it does is chosen by a marker
 in the last user message, so one server serves every test and each test owns its prompts:
@@ -10,6 +11,10 @@ in the last user message, so one server serves every test and each test owns its
 - `[badplan]`: a forced tool call gets arguments that are not a plan;
 - anything else: `echo: <message>` with usage — streamed word by word (SSE chunks, 20 ms
   apart, usage in the last chunk) when the request asks for `stream`.
+
+A server made with `capacity=N` is a provider that serves at most N calls at once: a call
+beyond that answers 429 with `Retry-After: 1` (counted in `refusals`), as a provider at its
+rate limit does, however many workers ask.
 
 `calls(prompt)` gives the times of the calls made for a prompt, so tests can check that a
 retry honoured Retry-After and that nothing was called twice.
@@ -29,9 +34,12 @@ _SLOW = re.compile(r"\[slow:(\d+(?:\.\d+)?)\]")
 
 
 class FaultyModelServer:
-    def __init__(self) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", capacity: int | None = None) -> None:
         self._calls: dict[str, list[float]] = {}
         self._lock = threading.Lock()
+        self._capacity = capacity
+        self._serving = 0
+        self.refusals = 0  # calls refused for the capacity
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,13 +52,19 @@ class FaultyModelServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                status, headers, answer, delay = owner._respond(body)
-                if delay:
-                    time.sleep(delay)
-                if status == 200 and body.get("stream"):
-                    self._stream(answer)
+                if not owner._admit():
+                    self._send(429, _error("rate limit reached"), {"Retry-After": "1"})
                     return
-                self._send(status, answer, headers)
+                try:
+                    status, headers, answer, delay = owner._respond(body)
+                    if delay:
+                        time.sleep(delay)
+                    if status == 200 and body.get("stream"):
+                        self._stream(answer)
+                        return
+                    self._send(status, answer, headers)
+                finally:
+                    owner._release()
 
             def _stream(self, answer: dict[str, Any]) -> None:
                 text = str(answer["choices"][0]["message"].get("content") or "")
@@ -100,7 +114,7 @@ class FaultyModelServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -115,6 +129,18 @@ class FaultyModelServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def _admit(self) -> bool:
+        with self._lock:
+            if self._capacity is not None and self._serving >= self._capacity:
+                self.refusals += 1
+                return False
+            self._serving += 1
+            return True
+
+    def _release(self) -> None:
+        with self._lock:
+            self._serving -= 1
 
     def calls(self, marker: str) -> list[float]:
         """Wall-clock times of the calls whose last user message contains `marker`."""
