@@ -97,10 +97,18 @@ def linger_before_receive(*, free: int, wanted: int, running: int, backlog: bool
 
 
 def priority_room(*, concurrency: int, reserve: int, holding: int, running: int) -> int:
-    """High-priority messages a worker takes now: its free slots plus `reserve` slots that
-    only high-priority tasks use (so one starts even while every slot runs a normal task),
-    and at most `concurrency + reserve` tasks past their store step still settling."""
-    return max(0, min(concurrency + reserve - holding, 2 * concurrency + reserve - running))
+    """High-priority messages a worker asks for now: at most `reserve` per receive, within
+    its free slots plus the `reserve` slots only high-priority tasks use (so one starts even
+    while every slot runs a normal task), and at most `concurrency + reserve` tasks past their
+    store step still settling.
+
+    Asking for no more than `reserve` keeps what lands within `concurrency + reserve` slots
+    even when a normal receive lands first: normal tasks never take a slot at or above
+    `concurrency` (`normal_room`), so at least `reserve` slots are left for this receive."""
+    return max(
+        0,
+        min(reserve, concurrency + reserve - holding, 2 * concurrency + reserve - running),
+    )
 
 
 def normal_room(*, concurrency: int, holding: int, running: int) -> int:

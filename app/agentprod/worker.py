@@ -9,9 +9,10 @@ Priorities: with a `priority_consumer` (the `<request topic>-high` topic of `pri
 tasks) a second loop keeps a receive pending on that topic whenever a slot is free, and the
 worker keeps `priority_slots` extra slots only high-priority tasks take. A high task therefore
 starts even while every slot runs a normal one, and a freed slot goes to high tasks first:
-the normal loop receives only into slots below `concurrency` (`decisions.normal_room`,
-`decisions.priority_room`). A receive that lands more messages than there is room for (both
-topics answered at once) hands the surplus straight back.
+the normal loop receives only into slots below `concurrency` (`decisions.normal_room`), the
+high one asks for at most `priority_slots` messages at a time, which always fit
+(`decisions.priority_room`). Normal messages that land when high tasks took their slots
+meanwhile are handed straight back.
 
 On stop (SIGTERM) it stops receiving, gives in-flight tasks `shutdown_grace_seconds` to finish,
 then hands unfinished ones back to the broker (released claim, zero invisibility).
@@ -257,10 +258,12 @@ class Worker:
             if stop.is_set():
                 await self._give_back(deliveries)
                 break
-            await self._start_within(deliveries, self._priority_free())
+            for delivery in deliveries:  # they fit: see decisions.priority_room
+                self._spawn(delivery)
 
     async def _start_within(self, deliveries: list[Delivery], room: int) -> None:
-        """Run what fits in `room` slots; hand the rest back at once (both topics answered)."""
+        """Run what fits in `room` slots; hand the rest back at once (high-priority tasks took
+        the slots while the receive was pending)."""
         for delivery in deliveries[:room]:
             self._spawn(delivery)
         if len(deliveries) > room:

@@ -48,13 +48,14 @@ def test_bad_priority_settings_name_the_variable(overrides: dict[str, Any], name
 @pytest.mark.parametrize(
     ("concurrency", "reserve", "holding", "running", "normal", "high"),
     [
-        (1, 1, 0, 0, 1, 2),  # idle: both topics may fill the slot, high also the reserve
+        (1, 1, 0, 0, 1, 1),  # idle: a normal task fills the slot, a high one the reserve
         (1, 1, 1, 1, 0, 1),  # full of normal work: only a high task starts (the reserve)
         (1, 1, 2, 2, 0, 0),  # the reserve taken too: nothing
         (8, 1, 8, 8, 0, 1),
-        (8, 2, 3, 3, 5, 7),
+        (8, 2, 3, 3, 5, 2),  # high asks at most the reserve per receive
+        (8, 4, 10, 10, 0, 2),
         (4, 1, 0, 8, 0, 1),  # 4 tails still settling: normal waits, high has its own tail
-        (4, 1, 6, 6, 0, 0),  # past the bound (overlapping receives): nothing, never negative
+        (4, 1, 6, 6, 0, 0),  # past the bound: nothing, never negative
     ],
 )
 def test_room_per_lane(
