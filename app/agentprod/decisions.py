@@ -96,18 +96,24 @@ def linger_before_receive(*, free: int, wanted: int, running: int, backlog: bool
     return backlog and running > 0 and free < wanted
 
 
-def priority_room(*, concurrency: int, reserve: int, holding: int, running: int) -> int:
+def priority_room(
+    *, concurrency: int, reserve: int, holding: int, running: int, asked_normal: int = 0
+) -> int:
     """High-priority messages a worker asks for now: at most `reserve` per receive, within
     its free slots plus the `reserve` slots only high-priority tasks use (so one starts even
-    while every slot runs a normal task), and at most `concurrency + reserve` tasks past their
-    store step still settling.
+    while every slot runs a normal task), less what a pending normal receive may still bring
+    (`asked_normal`), and at most `concurrency + reserve` tasks past their store step still
+    settling.
 
-    Asking for no more than `reserve` keeps what lands within `concurrency + reserve` slots
-    even when a normal receive lands first: normal tasks never take a slot at or above
-    `concurrency` (`normal_room`), so at least `reserve` slots are left for this receive."""
+    With the normal receive asking at most `normal_room` (below `concurrency`), whatever both
+    receives land fits in `concurrency + reserve` slots: nothing is ever handed back."""
     return max(
         0,
-        min(reserve, concurrency + reserve - holding, 2 * concurrency + reserve - running),
+        min(
+            reserve,
+            concurrency + reserve - holding - asked_normal,
+            2 * concurrency + reserve - running,
+        ),
     )
 
 

@@ -10,9 +10,11 @@ tasks) a second loop keeps a receive pending on that topic whenever a slot is fr
 worker keeps `priority_slots` extra slots only high-priority tasks take. A high task therefore
 starts even while every slot runs a normal one, and a freed slot goes to high tasks first:
 the normal loop receives only into slots below `concurrency` (`decisions.normal_room`), the
-high one asks for at most `priority_slots` messages at a time, which always fit
-(`decisions.priority_room`). Normal messages that land when high tasks took their slots
-meanwhile are handed straight back.
+high one asks for at most `priority_slots` messages at a time, less what a pending normal
+receive may bring (`decisions.priority_room`), so what both land always fits in
+`concurrency + priority_slots` slots. An idle normal loop (its last receive was not full)
+asks for one message, so a pending normal long-poll holds back no more than one slot from
+high-priority work.
 
 On stop (SIGTERM) it stops receiving, gives in-flight tasks `shutdown_grace_seconds` to finish,
 then hands unfinished ones back to the broker (released claim, zero invisibility).
@@ -143,6 +145,7 @@ class Worker:
         self._store_up.set()
         self._pending_receives: set[asyncio.Future[list[Delivery]]] = set()
         self._priority_wake = asyncio.Event()
+        self._asked_normal = 0  # what the pending normal receive may still bring
         self._running: set[asyncio.Task[None]] = set()
         self._holding = 0  # deliveries holding a slot (not yet past their store step)
         self._backlog = False  # the last receive came back full
@@ -164,12 +167,13 @@ class Worker:
         )
 
     def _priority_free(self) -> int:
-        """Slots free for high-priority tasks (the free ones and the reserve)."""
+        """High-priority messages to ask for (from the free slots and the reserve)."""
         return decisions.priority_room(
             concurrency=self._options.concurrency,
             reserve=self._options.priority_slots,
             holding=self._holding,
             running=len(self._running),
+            asked_normal=self._asked_normal,
         )
 
     @property
@@ -261,17 +265,6 @@ class Worker:
             for delivery in deliveries:  # they fit: see decisions.priority_room
                 self._spawn(delivery)
 
-    async def _start_within(self, deliveries: list[Delivery], room: int) -> None:
-        """Run what fits in `room` slots; hand the rest back at once (high-priority tasks took
-        the slots while the receive was pending)."""
-        for delivery in deliveries[:room]:
-            self._spawn(delivery)
-        if len(deliveries) > room:
-            log.info(
-                "handed back %d message(s) received beyond the free slots", len(deliveries) - room
-            )
-            await self._give_back(deliveries[room:])
-
     async def _receive_normal(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
@@ -292,8 +285,11 @@ class Worker:
                 free = self._free()
             if free <= 0:  # high-priority tasks took the slots meanwhile
                 continue
+            asked = min(free, MAX_BATCH)
+            if self._priority_consumer is not None and not self._backlog:
+                asked = 1  # idle: a long-poll holds back one slot from high-priority work
+            self._asked_normal = asked
             try:
-                asked = min(free, MAX_BATCH)
                 deliveries = await self._receive(self._consumer, asked, stop)
                 self._backlog = len(deliveries) >= asked
                 failures = 0
@@ -303,10 +299,14 @@ class Worker:
                 log.warning("receive failed (retrying in %.1fs): %s", delay, error)
                 await _first_of(asyncio.sleep(delay), stop.wait())
                 continue
+            finally:
+                self._asked_normal = 0
+                self._priority_wake.set()  # what it held back is free for high work again
             if stop.is_set():
                 await self._give_back(deliveries)
                 break
-            await self._start_within(deliveries, self._free())
+            for delivery in deliveries:  # they fit: see decisions.priority_room
+                self._spawn(delivery)
 
     async def _slots_free(self, wanted: int) -> None:
         """Return once `wanted` slots are free."""

@@ -72,6 +72,17 @@ def test_room_per_lane(
     )
 
 
+def test_a_pending_normal_receive_holds_back_what_it_may_bring() -> None:
+    # Idle, 4 slots + 1 reserve: a normal long-poll asking for 1 leaves the reserve to high.
+    assert decisions.priority_room(concurrency=4, reserve=1, holding=0, running=0, asked_normal=1)
+    # 3 running, the normal receive may bring 1 more: the 5th slot stays for high work.
+    room = decisions.priority_room(concurrency=4, reserve=1, holding=3, running=3, asked_normal=1)
+    assert room == 1
+    # Full: 4 running and a normal receive for the last slot would overrun the reserve.
+    room = decisions.priority_room(concurrency=4, reserve=1, holding=4, running=4, asked_normal=1)
+    assert room == 0
+
+
 def test_a_record_keeps_its_priority_through_the_store_encoding() -> None:
     record = TaskRecord(
         task_id="t",
