@@ -11,13 +11,15 @@ In order, on one release (the tests share it, as a user's cluster would):
    least) that drain it, busy pods carry their in-flight tasks as pod-deletion-cost (0 once
    idle), and the operator takes them back to 0; prints first message → first done and
    backlog → desired replicas Ready;
-4. a worker pod deleted mid-task, gracefully and with `--force --grace-period=0`, and a
+4. scale-in of one replica while one pod runs a task: the idle pod goes, the busy one stays
+   and finishes its task on its first attempt;
+5. a worker pod deleted mid-task, gracefully and with `--force --grace-period=0`, and a
    rolling update of the worker image under load: every task ends `done`, once;
-5. chat workers against a model provider that serves 4 calls at once (the tests' model server
+6. chat workers against a model provider that serves 4 calls at once (the tests' model server
    on the node's bridge address, answering 429 beyond that): without the provider cap the lag
    scales into the limit; with it the replicas stay at what the provider serves, with far fewer
    429s; every task ends `done`, once;
-6. `helm upgrade` with running pods, then the pipelines deleted and `helm uninstall`: no
+7. `helm upgrade` with running pods, then the pipelines deleted and `helm uninstall`: no
    wedged finalizer, no pod left.
 """
 
@@ -430,6 +432,17 @@ def test_unregistered_agent_makes_the_pipeline_not_ready(deployed: Deployed) -> 
     )
 
 
+def deletion_costs(deployed: Deployed) -> dict[str, int]:
+    """Each live worker pod's pod-deletion-cost (-1 when the operator set none)."""
+    return {
+        pod["metadata"]["name"]: int(
+            (pod["metadata"].get("annotations") or {}).get(DELETION_COST, "-1")
+        )
+        for pod in deployed.pods(WORKER_SELECTOR)
+        if not pod["metadata"].get("deletionTimestamp")
+    }
+
+
 def test_scale_from_zero_with_real_pods(deployed: Deployed) -> None:
     wait_for(
         lambda: deployed.worker_replicas() == (0, 0) and not deployed.pods(WORKER_SELECTOR),
@@ -463,18 +476,9 @@ def test_scale_from_zero_with_real_pods(deployed: Deployed) -> None:
         f"backlog of 250 → {desired} desired replicas Ready {backlog_ready:.1f}s", file=sys.stderr
     )
 
-    def costs() -> dict[str, int]:
-        return {
-            pod["metadata"]["name"]: int(
-                (pod["metadata"].get("annotations") or {}).get(DELETION_COST, "-1")
-            )
-            for pod in deployed.pods(WORKER_SELECTOR)
-            if not pod["metadata"].get("deletionTimestamp")
-        }
-
     # the operator marks busy pods with their in-flight tasks (scale-in takes idle ones first)
     busy = wait_for(
-        lambda: {name: cost for name, cost in costs().items() if cost > 0},
+        lambda: {name: cost for name, cost in deletion_costs(deployed).items() if cost > 0},
         timeout=60,
         what="a busy worker pod with a pod-deletion-cost",
     )
@@ -482,7 +486,11 @@ def test_scale_from_zero_with_real_pods(deployed: Deployed) -> None:
     done = deployed.wait_done(backlog, timeout=300)
     drained = time.monotonic() - t1
     assert {task["status"] for task in done.values()} == {"done"}
-    wait_for(lambda: not any(costs().values()), timeout=60, what="pod-deletion-cost 0 once idle")
+    wait_for(
+        lambda: not any(deletion_costs(deployed).values()),
+        timeout=60,
+        what="pod-deletion-cost 0 once idle",
+    )
     wait_for(lambda: deployed.worker_replicas() == (0, 0), timeout=240, what="back to 0 workers")
     back_to_zero = time.monotonic() - t1
     print(
@@ -497,6 +505,27 @@ def _exactly_once(deployed: Deployed, done: dict[str, dict[str, Any]]) -> None:
     assert {task["status"] for task in done.values()} == {"done"}, {
         task_id: task["status"] for task_id, task in done.items() if task["status"] != "done"
     }
+
+
+def test_scale_in_removes_the_idle_pod_and_keeps_the_busy_one(deployed: Deployed) -> None:
+    apply_pipeline(deployed, example_pipeline(minReplicas=2, maxReplicas=2))
+    wait_for(lambda: len(deployed.ready_pods(WORKER_SELECTOR)) == 2, timeout=180,
+             what="2 workers Ready")  # fmt: skip
+    (task_id,) = deployed.submit(1, agent="sleep", sleep=45.0)
+    busy = wait_for(
+        lambda: [name for name, cost in deletion_costs(deployed).items() if cost > 0],
+        timeout=60,
+        what="the busy pod's pod-deletion-cost",
+    )
+    assert len(busy) == 1, deletion_costs(deployed)
+    # One replica fewer while the task runs: the ReplicaSet must take the idle pod.
+    apply_pipeline(deployed, example_pipeline(minReplicas=1, maxReplicas=1))
+    wait_for(lambda: len(deletion_costs(deployed)) == 1, timeout=120, what="scaled in to 1 pod")
+    assert list(deletion_costs(deployed)) == busy, "scale-in removed the busy pod"
+    (task,) = deployed.wait_done([task_id], timeout=120).values()
+    assert (task["status"], task["attempts"]) == ("done", 1), task  # never handed back
+    print(f"\nscale-in 2 → 1: kept the busy pod {busy[0]}; its task done on attempt 1",
+          file=sys.stderr)  # fmt: skip
 
 
 @pytest.mark.parametrize("force", [False, True], ids=["graceful", "force"])
