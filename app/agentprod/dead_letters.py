@@ -26,6 +26,7 @@ from agentprod import metrics
 from agentprod.broker.base import BrokerUnavailable, Consumer, Delivery, Outgoing, Publisher
 from agentprod.models import TaskMessage
 from agentprod.store import StoreUnavailable, TaskStore
+from agentprod.webhooks import CallbackSender
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ class DeadLetterSettler:
         max_attempts: int,
         result_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
+        callbacks: CallbackSender | None = None,
     ) -> None:
+        self._callbacks = callbacks  # the worker's: a dead-lettered task's webhook too
         self._consumer = consumer
         self._publisher = publisher
         self._store = store
@@ -136,4 +139,11 @@ class DeadLetterSettler:
                     )
                 )
                 await self._store.mark_published(message.task_id)
+                if record.callback_url and self._callbacks is not None:
+                    self._callbacks.send(
+                        task_id=result.task_id,
+                        url=record.callback_url,
+                        body=result.encode(),
+                        delivery_id=result.result_id,
+                    )
         await self._consumer.ack(delivery)

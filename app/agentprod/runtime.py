@@ -170,12 +170,16 @@ async def _worker_main(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    callbacks = webhooks.CallbackSender(
+        store=services.store, options=webhooks.options_from(settings)
+    )
     worker = _worker(
         settings,
         consumer=consumer,
         priority_consumer=priority_consumer,
         publisher=services.publisher,
         store=services.store,
+        callbacks=callbacks,
     )
     dead_consumer = rocketmq.RocketMQConsumer(
         config=rocketmq_config(settings),
@@ -192,6 +196,7 @@ async def _worker_main(settings: Settings) -> int:
         result_topic=settings.mq_topic_result,
         max_attempts=settings.max_attempts,
         result_ttl_seconds=settings.task_result_ttl_seconds,
+        callbacks=callbacks,
     )
     async with health.serving(settings, worker):
         await _start_with_retry(consumer.start, stop, what="consumer")
@@ -254,7 +259,10 @@ def _worker(
     priority_consumer: Consumer,
     publisher: Publisher,
     store: stores.TaskStore,
+    callbacks: webhooks.CallbackSender | None = None,
 ) -> Worker:
+    """The worker; `callbacks` is the webhook sender (one per process, shared with the
+    dead-letter settler), made here when not given."""
     # The LLM agents share the store's Redis pool (real, or the embedded one of `agentprod dev`).
     agents = agent_pool(settings, redis_client=store.client)
     return Worker(
@@ -264,7 +272,8 @@ def _worker(
         agents=agents,
         options=worker_options(settings),
         priority_consumer=priority_consumer,
-        callbacks=webhooks.CallbackSender(store=store, options=webhooks.options_from(settings)),
+        callbacks=callbacks
+        or webhooks.CallbackSender(store=store, options=webhooks.options_from(settings)),
     )
 
 

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import os
 import subprocess
+import threading
 import time
 import uuid
 
@@ -22,6 +23,7 @@ import httpx
 import orjson
 import redis
 from agentprod import store as stores
+from agentprod import webhook_rules
 from agentprod.models import TaskRecord, TaskRequest, TaskStatus
 from harness.apps import AGENTPROD, free_port
 from harness.redis import RedisServer
@@ -31,6 +33,7 @@ from tests.integration.helpers import (
     MAX_RETRIES,
     Launch,
     Names,
+    Receiver,
     downstream_results,
     hold_without_ack,
     post_tasks,
@@ -44,6 +47,9 @@ def readiness(url: str) -> int:
         return httpx.get(f"{url}/readyz", timeout=2).status_code
     except httpx.HTTPError:
         return 0
+
+
+WEBHOOK_SECRET = "dead-letter-webhook-secret"
 
 
 def test_redis_outage_pauses_workers_and_loses_nothing(
@@ -201,18 +207,21 @@ def test_dead_lettered_task_ends_failed_and_can_be_redriven(
     """A task whose deliveries all went unacknowledged (every worker that received it died
     before claiming) is dead-lettered by the broker; its record used to stay `queued` for 7
     days. A worker's dead-letter settler now fails it with the reason and publishes the failed
-    result; `agentprod dlq list` shows it and `agentprod dlq redrive` runs it again."""
-    api = launch("api")
-    (task_id,) = asyncio.run(
-        post_tasks(api.url, [{"user_id": "u", "content": "unlucky", "agent": "echo"}])
-    )
+    result and its webhook; `agentprod dlq list` shows it and `agentprod dlq redrive` runs it
+    again."""
+    hooks = {"WEBHOOK_SECRET": WEBHOOK_SECRET, "WEBHOOK_ALLOW_LOOPBACK": "true"}
+    receiver = Receiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    api = launch("api", **hooks)
+    body: dict[str, object] = {"user_id": "u", "content": "unlucky", "agent": "echo"}
+    (task_id,) = asyncio.run(post_tasks(api.url, [body | {"callback_url": receiver.url("/ok")}]))
     deliveries = asyncio.run(
         hold_without_ack(
             endpoint=rocketmq.endpoint, group=names.group, topic=names.request_topic, seconds=45
         )
     )
     assert deliveries == MAX_RETRIES + 1  # then RocketMQ moved it to %DLQ%<group>
-    worker = launch("worker", AGENT="echo")
+    worker = launch("worker", AGENT="echo", **hooks)
     assert wait_for_status(redis_client, [task_id], {"failed"}, timeout=90) == ["failed"], (
         worker.tail()
     )
@@ -221,6 +230,18 @@ def test_dead_lettered_task_ends_failed_and_can_be_redriven(
     results = downstream_results(rocketmq, names, expect=1)
     assert [(r["task_id"], r["status"]) for r in results] == [(task_id, "failed")]
     assert worker.metric("agentprod_dead_letters_settled_total") == 1
+    deadline = time.monotonic() + 30
+    while not receiver.calls_to("/ok") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    ((headers, sent),) = receiver.calls_to("/ok")  # the failed end is called back, once
+    assert webhook_rules.verify(
+        WEBHOOK_SECRET,
+        int(headers["x-agentprod-timestamp"]),
+        sent,
+        headers["x-agentprod-signature"],
+    )
+    assert (orjson.loads(sent)["task_id"], orjson.loads(sent)["status"]) == (task_id, "failed")
+    receiver.shutdown()
 
     listed = agentprod_cli(base_env, "dlq", "list")
     assert listed.returncode == 0, listed.stderr

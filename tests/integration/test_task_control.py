@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import http.server
 import json
 import subprocess
 import threading
@@ -28,11 +27,11 @@ import orjson
 import pytest
 import redis
 from agentprod import keys, webhook_rules
-from harness.apps import AGENTPROD, AgentprodProcess, free_port
+from harness.apps import AGENTPROD, AgentprodProcess
 from harness.redis import RedisServer
 from harness.rocketmq import RocketMQ
 
-from tests.integration.helpers import MAX_RETRIES, read_results
+from tests.integration.helpers import MAX_RETRIES, Receiver, read_results
 
 SECRET = "test-webhook-secret"
 TERMINAL = {"done", "failed", "cancelled"}
@@ -48,46 +47,6 @@ class Stack:
     receiver: Receiver
     headers: dict[str, str]  # tenant "acme"'s key
     other: dict[str, str]  # tenant "globex"'s key
-
-
-class Receiver(http.server.ThreadingHTTPServer):
-    """A webhook receiver on loopback: `/ok` answers 204; `/flaky` answers 500 to the first two
-    calls of each task and 204 after; every call is kept."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", free_port()), _ReceiverHandler)
-        self.calls: list[tuple[str, dict[str, str], bytes]] = []
-        self.lock = threading.Lock()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-    def calls_to(self, path: str) -> list[tuple[dict[str, str], bytes]]:
-        with self.lock:
-            return [(headers, body) for seen, headers, body in self.calls if seen == path]
-
-
-class _ReceiverHandler(http.server.BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        task_id = orjson.loads(body)["task_id"]
-        with self.server.lock:
-            self.server.calls.append((self.path, headers, body))
-            earlier = sum(
-                1
-                for path, _, seen in self.server.calls
-                if path == self.path and orjson.loads(seen)["task_id"] == task_id
-            )
-        failing = self.path == "/flaky" and earlier <= 2
-        self.send_response(500 if failing else 204)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        del args
 
 
 @pytest.fixture(scope="module")
