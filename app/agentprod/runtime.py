@@ -82,6 +82,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
         task_timeout_seconds=settings.worker_task_timeout_seconds,
         max_lost_attempts=settings.worker_max_lost_attempts,
         priority_slots=settings.worker_priority_slots,
+        receive_wait_seconds=settings.worker_await_seconds + 1.0,
     )
 
 

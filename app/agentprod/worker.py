@@ -46,9 +46,6 @@ MAX_BATCH = 32
 RECEIVE_LINGER_SECONDS = 0.01
 RECEIVE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
 STORE_PING_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0)
-#: After the drain, how long to wait for a receive the stop interrupted, to hand its messages
-#: back at once instead of after their invisible time.
-PENDING_RECEIVE_WAIT_SECONDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +61,11 @@ class WorkerOptions:
     max_lost_attempts: int = 3
     #: Slots beyond `concurrency` only high-priority tasks take (with a priority consumer).
     priority_slots: int = 1
+    #: After the drain, how long to wait for a receive the stop interrupted, to hand its
+    #: messages back at once: as long as the receive's long poll (WORKER_AWAIT_SECONDS + 1 s
+    #: in `agentprod worker`). A receive cut short still pops what arrives for the gone worker
+    #: and hides it for `invisible_seconds` — the first task after a scale to zero waited 30 s.
+    receive_wait_seconds: float = 2.0
 
 
 #: `Delivery.lane` of the high-priority topic's messages.
@@ -339,7 +341,7 @@ class Worker:
         pending, self._pending_receives = self._pending_receives, set()
         if not pending:
             return
-        done, late = await asyncio.wait(pending, timeout=PENDING_RECEIVE_WAIT_SECONDS)
+        done, late = await asyncio.wait(pending, timeout=self._options.receive_wait_seconds)
         for receiving in late:
             receiving.cancel()  # its messages reappear after their invisible time
         for receiving in done:
