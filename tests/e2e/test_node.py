@@ -668,6 +668,10 @@ def test_a_provider_at_its_limit_caps_real_pods(deployed: Deployed) -> None:
 
 
 def test_helm_upgrade_and_uninstall_with_running_pods(deployed: Deployed) -> None:
+    # The example's tagger again (the chat workers before it had a model server of their own).
+    apply_pipeline(deployed, example_pipeline(minReplicas=1))
+    wait_for(lambda: _only_ready_workers_of(deployed, "tagger"), timeout=240,
+             what="the workers rolled to 1 Ready tagger pod")  # fmt: skip
     deployed.helm(
         "upgrade", RELEASE, str(CHART), "-n", NS, *helm_values(), "--set",
         "api.replicaCount=2",
