@@ -15,7 +15,7 @@ from agentprod.llm import signals
 from agentprod_operator import specs
 from agentprod_operator.rocketmq import admin
 from agentprod_operator.rocketmq.models import ConsumeStats
-from agentprod_operator.rocketmq.remoting import RemotingError
+from agentprod_operator.rocketmq.remoting import RemotingError, ResponseCode
 from agentprod_operator.scaling.models import ProviderLoad, Sample
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,14 @@ async def read_sample(
     lag: int | None = None
     rate: float | None = None
     try:
-        stats = [
-            await client.consume_stats(group=spec.consumerGroup.name, topic=topic.name)
-            for topic in (spec.topics.request, spec.topics.priority)
-        ]
+        group = spec.consumerGroup.name
+        stats = [await client.consume_stats(group=group, topic=spec.topics.request.name)]
+        try:
+            stats.append(await client.consume_stats(group=group, topic=spec.topics.priority.name))
+        except RemotingError as error:
+            if error.code != ResponseCode.TOPIC_NOT_EXIST:
+                raise
+            # no high topic (not reconciled yet, or a pre-priority setup): nothing queued there
         lag, consumed = backlog(stats)
         if readings.consumed_total is not None and readings.consumed_at is not None:
             elapsed = now - readings.consumed_at
