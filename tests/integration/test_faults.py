@@ -91,9 +91,14 @@ def test_task_that_kills_its_worker_every_time_fails_visibly(
             api.url, [{"user_id": "u", "content": "oom", "metadata": {"sleep_seconds": 300}}]
         )
     )
-    for _ in range(2):
+    for run in (1, 2):
         worker = launch("worker", AGENT="sleep")
-        assert wait_for_status(redis_client, [task_id], {"running"}, timeout=60) == ["running"]
+        # this worker's own claim (a stale `running` of the killed one is not it)
+        deadline = time.monotonic() + 60
+        while int(record(redis_client, task_id).get("attempts") or 0) < run:
+            assert time.monotonic() < deadline, record(redis_client, task_id)
+            time.sleep(0.2)
+        assert record(redis_client, task_id)["status"] == "running"
         worker.kill()  # SIGKILL, as the kernel's OOM killer does
         # the lease must run out before the next delivery can take over
         wait_for_status(redis_client, [task_id], {"queued"}, timeout=12)
@@ -242,6 +247,7 @@ def test_dead_lettered_task_ends_failed_and_can_be_redriven(
     )
     assert (orjson.loads(sent)["task_id"], orjson.loads(sent)["status"]) == (task_id, "failed")
     receiver.shutdown()
+    receiver.server_close()
 
     listed = agentprod_cli(base_env, "dlq", "list")
     assert listed.returncode == 0, listed.stderr
