@@ -254,10 +254,8 @@ class Worker:
                 deliveries = await self._receive(consumer, min(room, MAX_BATCH), stop)
                 failures = 0
             except BrokerUnavailable as error:
-                delay = RECEIVE_BACKOFF_SECONDS[min(failures, len(RECEIVE_BACKOFF_SECONDS) - 1)]
                 failures += 1
-                log.warning("high-priority receive failed (retrying in %.1fs): %s", delay, error)
-                await _first_of(asyncio.sleep(delay), stop.wait())
+                await _back_off(failures, "high-priority receive", error, stop)
                 continue
             for delivery in deliveries:
                 delivery.lane = HIGH_LANE
@@ -296,10 +294,8 @@ class Worker:
                 self._backlog = len(deliveries) >= asked
                 failures = 0
             except BrokerUnavailable as error:
-                delay = RECEIVE_BACKOFF_SECONDS[min(failures, len(RECEIVE_BACKOFF_SECONDS) - 1)]
                 failures += 1
-                log.warning("receive failed (retrying in %.1fs): %s", delay, error)
-                await _first_of(asyncio.sleep(delay), stop.wait())
+                await _back_off(failures, "receive", error, stop)
                 continue
             finally:
                 self._asked_normal = 0
@@ -404,3 +400,10 @@ async def _first_of(*awaitables: Awaitable[object]) -> None:
                     task.exception()  # the caller awaits the original; mark this one seen
             else:
                 task.cancel()
+
+
+async def _back_off(failures: int, what: str, error: Exception, stop: asyncio.Event) -> None:
+    """After the `failures`-th failed receive in a row: wait its back-off (or until stop)."""
+    delay = RECEIVE_BACKOFF_SECONDS[min(failures - 1, len(RECEIVE_BACKOFF_SECONDS) - 1)]
+    log.warning("%s failed (retrying in %.1fs): %s", what, delay, error)
+    await _first_of(asyncio.sleep(delay), stop.wait())
