@@ -158,6 +158,7 @@ class ModelClient:
             base_url=settings.base_url,
             timeout=settings.llm_timeout_seconds,
             max_retries=settings.llm_max_retries,
+            http_client=_http_client(settings),
         )
 
     async def close(self) -> None:
@@ -245,6 +246,19 @@ class ModelClient:
             finish_reason=choice.finish_reason,
             tool_calls=calls,
         )
+
+
+def _http_client(settings: LLMSettings) -> Any:
+    """The SDK's HTTP client on the configured transport, one keep-alive connection per slot
+    (the SDK's own default keeps 100 and closes the rest after each call)."""
+    import httpx2
+    import openai
+
+    size = settings.model_connections
+    limits = httpx2.Limits(max_connections=size, max_keepalive_connections=size)
+    if settings.llm_http_transport == "aiohttp":
+        return openai.DefaultAioHttpClient(limits=limits)
+    return openai.DefaultAsyncHttpxClient(limits=limits)
 
 
 def _message(error: openai.APIStatusError) -> str:

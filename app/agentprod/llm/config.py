@@ -10,7 +10,7 @@ naming the variable to set, which the API turns into a 503 and the agents into a
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -76,6 +76,19 @@ class LLMSettings(BaseSettings):
     llm_search_url: str | None = None
     llm_weather_url: str | None = None
     llm_tool_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: The model client's HTTP transport: `aiohttp` (the SDK's aiohttp transport, its advice
+    #: for many concurrent calls) or `httpx` (the SDK's default). httpx's pool scans every
+    #: connection on each request: a quarter of a 256-slot worker's CPU (docs/benchmarks.md).
+    llm_http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    #: The worker's slots (the same variables as the worker's): the model client keeps one
+    #: connection per slot open, so a busy worker never reconnects per call.
+    worker_concurrency: int = Field(default=8, ge=1, le=1024)
+    worker_priority_slots: int = Field(default=1, ge=1, le=1024)
+
+    @property
+    def model_connections(self) -> int:
+        """Connections the model client may hold open: one per task the worker can run."""
+        return self.worker_concurrency + self.worker_priority_slots
 
     @property
     def base_url(self) -> str | None:
