@@ -10,24 +10,26 @@ import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import prometheus_client
 import uvicorn
 import uvloop
-from fastapi import FastAPI
 from pydantic import ValidationError
 
 from agentprod import dead_letters, health, keys, webhooks
 from agentprod import store as stores
 from agentprod.agents import registry
 from agentprod.agents.registry import AgentPool
-from agentprod.api import Services, create_app
+from agentprod.api.services import Services
 from agentprod.broker import rocketmq
 from agentprod.broker.base import Consumer, Publisher
 from agentprod.broker.memory import MemoryBroker
 from agentprod.settings import ConfigurationError, Settings
 from agentprod.worker import Worker, WorkerOptions
+
+if TYPE_CHECKING:  # the API's modules (FastAPI) load only in the processes that serve it
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,8 @@ def run_api(settings: Settings) -> None:
     services = real_services(
         settings, topics=(settings.mq_topic_request, settings.mq_topic_request_priority)
     )
+    from agentprod.api import create_app
+
     app = create_app(services)
     if settings.api_auth == "off":
         log.warning("API_AUTH=off: no API keys are checked, every caller is tenant 'public'")
@@ -139,6 +143,8 @@ def run_dev(settings: Settings) -> None:
             stop.set()
             await running
 
+    from agentprod.api import create_app
+
     app = create_app(services, background=embedded_worker)
     _serve(app, settings, port=settings.api_port)
 
@@ -149,23 +155,21 @@ def run_worker(settings: Settings) -> int:
     return uvloop.run(_worker_main(settings))
 
 
+def _consumer(settings: Settings, group: str, topic: str) -> rocketmq.RocketMQConsumer:
+    return rocketmq.RocketMQConsumer(
+        config=rocketmq_config(settings),
+        endpoint=settings.mq_endpoint,
+        group=group,
+        topic=topic,
+        await_seconds=settings.worker_await_seconds,
+    )
+
+
 async def _worker_main(settings: Settings) -> int:
     services = real_services(settings, topics=(settings.mq_topic_result,))
-    consumer = rocketmq.RocketMQConsumer(
-        config=rocketmq_config(settings),
-        endpoint=settings.mq_endpoint,
-        group=settings.mq_group_agent,
-        topic=settings.mq_topic_request,
-        await_seconds=settings.worker_await_seconds,
-        threads=2 * settings.worker_concurrency + 2,
-    )
-    priority_consumer = rocketmq.RocketMQConsumer(
-        config=rocketmq_config(settings),
-        endpoint=settings.mq_endpoint,
-        group=settings.mq_group_agent,
-        topic=settings.mq_topic_request_priority,
-        await_seconds=settings.worker_await_seconds,
-        threads=2 * (settings.worker_concurrency + settings.worker_priority_slots) + 2,
+    consumer = _consumer(settings, settings.mq_group_agent, settings.mq_topic_request)
+    priority_consumer = _consumer(
+        settings, settings.mq_group_agent, settings.mq_topic_request_priority
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -182,13 +186,10 @@ async def _worker_main(settings: Settings) -> int:
         store=services.store,
         callbacks=callbacks,
     )
-    dead_consumer = rocketmq.RocketMQConsumer(
-        config=rocketmq_config(settings),
-        endpoint=settings.mq_endpoint,
-        group=keys.dead_letter_group(settings.mq_group_agent),
-        topic=f"%DLQ%{settings.mq_group_agent}",
-        await_seconds=settings.worker_await_seconds,
-        threads=4,
+    dead_consumer = _consumer(
+        settings,
+        keys.dead_letter_group(settings.mq_group_agent),
+        f"%DLQ%{settings.mq_group_agent}",
     )
     settler = dead_letters.DeadLetterSettler(
         consumer=dead_consumer,

@@ -6,21 +6,21 @@ change of invisibility) go through their future API and `asyncio.wrap_future`, a
 runs in a thread under a timeout (a client can wait forever for settings when the proxy is
 unreachable). A failed client is replaced on the next use (a client cannot be restarted).
 
-The hot path does not hop to that thread: sends (API and worker) and acks (worker) go over our
-own `grpc.aio` channel on the caller's event loop, group-committed per topic — concurrent sends
-into one `SendMessage` (the proxy stores the batch all or none), acks into one `AckMessage`.
-Profile and figures: docs/benchmarks.md "Hot-path work".
+The hot path does not hop to that thread: sends (API and worker), receives, acks and changes of
+invisibility (worker) go over our own `grpc.aio` channel on the caller's event loop, signed by
+the client's session; sends and acks are group-committed per topic — concurrent sends into one
+`SendMessage` (the proxy stores the batch all or none), acks into one `AckMessage`. A receive
+asks the queue the client's own selector picks (round robin over the route's readable queues)
+and decodes with the client's `Message`, so checksums and compressed bodies are handled as the
+client does. Profile and figures: docs/benchmarks.md "Hot-path work".
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import logging
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -34,13 +34,17 @@ from rocketmq import (  # the client ships no type information
 from rocketmq.grpc_protocol import (
     AckMessageEntry,
     AckMessageRequest,
+    ChangeInvisibleDurationRequest,
     Code,
     Encoding,
     MessageType,
     MessagingServiceStub,
+    ReceiveMessageRequest,
     SendMessageRequest,
 )
-from rocketmq.v5.util import MessageIdCodec, Misc
+from rocketmq.v5.client.balancer import QueueSelector
+from rocketmq.v5.model import Message
+from rocketmq.v5.util import MessageIdCodec, MessagingResultChecker, Misc
 
 from agentprod import tracing
 from agentprod.broker.base import BrokerUnavailable, Delivery, Outgoing, with_context
@@ -49,6 +53,7 @@ from agentprod.broker.batching import GroupCommit
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 20.0
+ROUTE_REFRESH_SECONDS = 30.0  # a receive's queue selector is rebuilt from the route this often
 RESTART_INTERVAL_SECONDS = 2.0
 SEND_ATTEMPTS = 3  # as the official client: a failed request is retried twice
 BATCH_MAX_MESSAGES = 64
@@ -89,19 +94,6 @@ async def _start_client(client: Any, *, what: str) -> None:
         ) from None
     except Exception as error:
         raise BrokerUnavailable(f"{what}: start-up failed: {error}") from error
-
-
-async def _settle(future: concurrent.futures.Future[Any], *, seconds: float, what: str) -> Any:
-    """Await a client future under a watchdog: a lost callback must not hang the caller."""
-    try:
-        return await asyncio.wait_for(asyncio.wrap_future(future), seconds)
-    except TimeoutError:
-        future.cancel()
-        raise BrokerUnavailable(f"{what}: no answer within {seconds:.0f}s") from None
-    except BrokerUnavailable:
-        raise
-    except Exception as error:
-        raise BrokerUnavailable(f"{what} failed: {error}") from error
 
 
 def _shutdown_quietly(client: Any) -> None:
@@ -256,7 +248,6 @@ class RocketMQConsumer:
         group: str,
         topic: str,
         await_seconds: int,
-        threads: int = 16,
     ) -> None:
         self._config = config
         self._endpoint = endpoint
@@ -264,12 +255,11 @@ class RocketMQConsumer:
         self._topic = topic
         self._await_seconds = await_seconds
         self._call_limit = float(config.request_timeout) + 2.0
-        self._threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix=f"rocketmq-{group}"
-        )
         self._consumer: Any = None
         self._stub: Any = None
         self._channel: grpc.aio.Channel | None = None
+        self._selector: Any = None
+        self._selected_at = 0.0
         self._acks: GroupCommit[str, Any, str] = GroupCommit(
             self._ack_batch,
             size=lambda _: 1,
@@ -292,17 +282,54 @@ class RocketMQConsumer:
             raise BrokerUnavailable("consumer is not started")
         return self._consumer
 
+    def _messaging(self) -> Any:
+        if self._stub is None:  # on the loop that uses it (a grpc.aio channel belongs to one loop)
+            self._channel, self._stub = _messaging_stub(self._config)
+        return self._stub
+
+    async def _queue(self, consumer: Any) -> Any:
+        """The next queue to receive from (the client's round robin over readable queues)."""
+        if self._selector is None or time.monotonic() - self._selected_at > ROUTE_REFRESH_SECONDS:
+            try:  # the route is the client's (cached; refreshed by its session)
+                route = await asyncio.to_thread(consumer._retrieve_topic_route_data, self._topic)
+                self._selector = QueueSelector.simple_consumer_queue_selector(route)
+            except Exception as error:
+                raise BrokerUnavailable(f"route of {self._topic} unknown: {error}") from error
+            self._selected_at = time.monotonic()
+        return self._selector.select_next_queue()
+
     async def receive(self, *, max_messages: int, invisible_seconds: int) -> list[Delivery]:
+        """One long-polling ReceiveMessage over our channel; what it brings, decoded."""
+        consumer = self._client()
+        stub = self._messaging()
+        queue = await self._queue(consumer)
+        request = ReceiveMessageRequest()
+        request.group.name = self._group
+        request.group.resource_namespace = self._config.namespace
+        request.message_queue.CopyFrom(queue.message_queue0())
+        request.filter_expression.type = FilterExpression().filter_type
+        request.filter_expression.expression = FilterExpression().expression
+        request.batch_size = max_messages
+        request.invisible_duration.seconds = invisible_seconds
+        request.long_polling_timeout.seconds = self._await_seconds
+        request.auto_renew = False
+        what = f"receive from {self._topic}"
         try:
-            future = self._client().receive_async(max_messages, invisible_seconds)
+            call = stub.ReceiveMessage(
+                request, metadata=consumer.sign(), timeout=self._call_limit + self._await_seconds
+            )
+            answers = [answer async for answer in call]
+        except grpc.aio.AioRpcError as error:
+            self._selector = None  # ask for the route again: the broker may have moved
+            raise BrokerUnavailable(f"{what}: {error.code().name}: {error.details()}") from None
+        status = next((a.status for a in answers if a.HasField("status")), None)
+        try:
+            MessagingResultChecker.check(status)
         except Exception as error:
-            raise BrokerUnavailable(f"receive from {self._topic} failed: {error}") from error
-        messages = await _settle(
-            future,
-            seconds=self._call_limit + self._await_seconds,
-            what=f"receive from {self._topic}",
-        )
-        return [_delivery(message) for message in messages]
+            raise BrokerUnavailable(f"{what}: {error}") from error
+        return [
+            _delivery(Message().fromProtobuf(a.message)) for a in answers if a.HasField("message")
+        ]
 
     async def ack(self, delivery: Delivery) -> None:
         """Ack; concurrent acks of one topic share one AckMessage request (group commit)."""
@@ -314,8 +341,7 @@ class RocketMQConsumer:
     async def _ack_batch(self, topic: str, messages: list[Any]) -> list[str]:
         """One AckMessage request for `messages`; per message "" or what went wrong."""
         consumer = self._client()
-        if self._stub is None:  # on the loop that acks (a grpc.aio channel belongs to one loop)
-            self._channel, self._stub = _messaging_stub(self._config)
+        stub = self._messaging()
         namespace = self._config.namespace
         request = AckMessageRequest()
         request.group.name = self._group
@@ -328,7 +354,7 @@ class RocketMQConsumer:
             entry.receipt_handle = message.receipt_handle
             request.entries.append(entry)
         try:
-            answer = await self._stub.AckMessage(
+            answer = await stub.AckMessage(
                 request, metadata=consumer.sign(), timeout=float(self._config.request_timeout)
             )
         except grpc.aio.AioRpcError as error:
@@ -348,31 +374,31 @@ class RocketMQConsumer:
         return [by_id.get(message.message_id, "") for message in messages]
 
     async def change_invisible(self, delivery: Delivery, *, seconds: float) -> None:
-        whole = max(0, round(seconds))
-        await self._call(
-            self._client().change_invisible_duration,
-            delivery.handle,
-            whole,
-            what="change invisible duration",
-        )
-
-    async def _call(self, method: Callable[..., Any], *args: Any, what: str) -> None:
-        """Run a blocking client call on the consumer's own threads.
-
-        The client's `ack_async`/`change_invisible_duration_async` resolve an asyncio future
-        from a foreign thread (not thread-safe: the awaiting loop may never wake), so the
-        blocking variants run here instead, each bounded by the request timeout.
-        """
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._threads, functools.partial(method, *args))
+        """Hide the message `seconds` more from now; its receipt handle changes (the ack and
+        later changes use the new one)."""
+        message: Any = delivery.handle
+        consumer = self._client()
+        stub = self._messaging()
+        request = ChangeInvisibleDurationRequest()
+        request.topic.name = str(message.topic)
+        request.topic.resource_namespace = self._config.namespace
+        request.group.name = self._group
+        request.group.resource_namespace = self._config.namespace
+        request.receipt_handle = message.receipt_handle
+        request.invisible_duration.seconds = max(0, round(seconds))
+        request.message_id = message.message_id
+        what = f"change invisible duration on {self._topic}"
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._call_limit)
-        except TimeoutError:
+            answer = await stub.ChangeInvisibleDuration(
+                request, metadata=consumer.sign(), timeout=float(self._config.request_timeout)
+            )
+        except grpc.aio.AioRpcError as error:
+            raise BrokerUnavailable(f"{what}: {error.code().name}: {error.details()}") from None
+        if answer.status.code != Code.OK:
             raise BrokerUnavailable(
-                f"{what} on {self._topic}: no answer within {self._call_limit:.0f}s"
-            ) from None
-        except Exception as error:
-            raise BrokerUnavailable(f"{what} on {self._topic} failed: {error}") from error
+                f"{what}: {Code.Name(answer.status.code)}: {answer.status.message}"
+            )
+        message.receipt_handle = answer.receipt_handle
 
     async def close(self) -> None:
         await self._acks.close()
@@ -382,7 +408,6 @@ class RocketMQConsumer:
         if self._consumer is not None:
             await asyncio.to_thread(_shutdown_quietly, self._consumer)
             self._consumer = None
-        self._threads.shutdown(wait=False)
 
 
 def _messaging_stub(config: Any) -> tuple[grpc.aio.Channel, Any]:
