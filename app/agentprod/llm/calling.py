@@ -150,11 +150,14 @@ class LLMService:
             ):
                 await self.signals.throttled()
             raise
-        if self.signals is not None:
-            usage = completion.usage
-            await self.signals.ok(
+        usage = completion.usage
+        signal_writes = (
+            self.signals.ok_writes(
                 call_ms=completion.latency_ms, tokens=usage.total_tokens if usage else None
             )
+            if self.signals is not None
+            else []
+        )
         await self.limiter.settle(
             reservation, used_tokens=completion.usage.total_tokens if completion.usage else None
         )
@@ -165,6 +168,7 @@ class LLMService:
             cost_usd=cost,
             latency_ms=completion.latency_ms,
             tenant=tenant,
+            also=signal_writes,  # the ledger and the signals in one round trip
         )
         if digest is not None:
             await self.cache.put(digest, completion)

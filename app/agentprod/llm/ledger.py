@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter
 
 from agentprod import keys
+from agentprod.llm import counters
 from agentprod.llm.costs import Usage
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,9 @@ class Ledger:
         cost_usd: float | None,
         latency_ms: float,
         tenant: str | None = None,
+        also: Sequence[counters.Write] = (),
     ) -> None:
+        """Count a successful call; `also` (e.g. the provider signals) goes in the same write."""
         CALLS.labels(model, "ok").inc()
         fields: dict[str, float] = {"calls": 1, "latency_ms": latency_ms}
         if usage is None:
@@ -66,7 +70,7 @@ class Ledger:
         if cost_usd is not None:
             COST.labels(model).inc(cost_usd)
             fields["cost_usd"] = cost_usd
-        await self._add(model, fields, tenant)
+        await self._add(model, fields, tenant, also)
 
     async def error(self, model: str, kind: str, tenant: str | None = None) -> None:
         CALLS.labels(model, kind).inc()
@@ -79,21 +83,21 @@ class Ledger:
     def cache_miss(self, model: str) -> None:
         CACHE.labels(model, "miss").inc()
 
-    async def _add(self, model: str, fields: dict[str, float], tenant: str | None) -> None:
-        """Into the fleet's hash and, when known, the tenant's."""
+    async def _add(
+        self,
+        model: str,
+        fields: dict[str, float],
+        tenant: str | None,
+        also: Sequence[counters.Write] = (),
+    ) -> None:
+        """Into the fleet's hash and, when known, the tenant's; `also` in the same round trip."""
         hashes = [keys.llm_usage()] + ([keys.llm_usage(tenant)] if tenant else [])
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for name, amount in fields.items():
-                    field = f"{model}|{name}"
-                    for key in hashes:
-                        if isinstance(amount, int):
-                            pipe.hincrby(key, field, amount)
-                        else:
-                            pipe.hincrbyfloat(key, field, amount)
-                await pipe.execute()
-        except Exception as error:  # best effort: accounting never fails a task
-            log.warning("usage ledger write failed: %s", error)
+        writes: list[counters.Write] = [
+            counters.Increment(key, f"{model}|{name}", amount)
+            for name, amount in fields.items()
+            for key in hashes
+        ]
+        await counters.apply(self._redis, [*writes, *also], what="usage ledger")
 
     async def read(self, tenant: str | None = None) -> dict[str, dict[str, float]]:
         """Per-model totals of the fleet or of one tenant:

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from agentprod import keys
+from agentprod.llm import counters
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +50,29 @@ class ProviderSignals:
         self.group = group
 
     async def ok(self, *, call_ms: float, tokens: int | None, now: float | None = None) -> None:
-        await self._add({"ok": 1, "call_ms": call_ms, "tokens": tokens or 0}, now)
+        await self._add(self.ok_writes(call_ms=call_ms, tokens=tokens, now=now))
+
+    def ok_writes(
+        self, *, call_ms: float, tokens: int | None, now: float | None = None
+    ) -> list[counters.Write]:
+        """The writes of `ok`, for a caller that sends them with its own (one round trip)."""
+        return self._writes({"ok": 1, "call_ms": call_ms, "tokens": tokens or 0}, now)
 
     async def throttled(self, now: float | None = None) -> None:
-        await self._add({"throttled": 1}, now)
+        await self._add(self._writes({"throttled": 1}, now))
 
     async def limited(self, now: float | None = None) -> None:
-        await self._add({"limited": 1}, now)
+        await self._add(self._writes({"limited": 1}, now))
 
-    async def _add(self, fields: dict[str, float], now: float | None) -> None:
+    def _writes(self, fields: dict[str, float], now: float | None) -> list[counters.Write]:
         key = keys.llm_signals(self.group, bucket_of(time.time() if now is None else now))
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for name, amount in fields.items():
-                    if isinstance(amount, int):
-                        pipe.hincrby(key, name, amount)
-                    else:
-                        pipe.hincrbyfloat(key, name, amount)
-                pipe.expire(key, TTL_SECONDS)
-                await pipe.execute()
-        except Exception as error:  # best effort: signals never fail a task
-            log.warning("provider signal write failed: %s", error)
+        increments: list[counters.Write] = [
+            counters.Increment(key, name, amount) for name, amount in fields.items()
+        ]
+        return [*increments, counters.Expire(key, TTL_SECONDS)]
+
+    async def _add(self, writes: list[counters.Write]) -> None:
+        await counters.apply(self._redis, writes, what="provider signal")
 
 
 async def read(client: Any, *, group: str, now: float, window_seconds: float) -> Totals:

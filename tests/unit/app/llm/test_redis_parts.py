@@ -8,10 +8,11 @@ the token estimate is settled; the ledger sums calls, tokens and cost per model.
 import fakeredis
 import pytest
 from agentprod import keys
-from agentprod.llm import caching, limits
+from agentprod.llm import caching, counters, limits
 from agentprod.llm.client import Completion
 from agentprod.llm.costs import Usage
 from agentprod.llm.ledger import Ledger
+from agentprod.llm.signals import ProviderSignals
 
 
 @pytest.fixture
@@ -105,3 +106,39 @@ async def test_ledger_sums_per_model(redis_client: fakeredis.FakeAsyncRedis) -> 
     assert totals["m"]["cache_hits"] == 1
     assert totals["m"]["mean_latency_ms"] == 200
     assert totals["n"]["errors"] == 1
+
+
+async def test_a_call_writes_its_ledger_and_signals_in_one_round_trip(
+    redis_client: fakeredis.FakeAsyncRedis,
+) -> None:
+    signals = ProviderSignals(redis_client, group="g")
+    pipelines = 0
+    real = redis_client.pipeline
+
+    def counted(*args: object, **kwargs: object) -> object:
+        nonlocal pipelines
+        pipelines += 1
+        return real(*args, **kwargs)
+
+    redis_client.pipeline = counted  # type: ignore[method-assign]
+    writes = signals.ok_writes(call_ms=250.5, tokens=7, now=1000.0)
+    await Ledger(redis_client).call(
+        "m", usage=Usage(3, 4), cost_usd=None, latency_ms=250.5, also=writes
+    )
+    assert pipelines == 1
+    bucket = keys.llm_signals("g", 1000 // 5)
+    assert await redis_client.hgetall(bucket) == {
+        b"ok": b"1",
+        b"call_ms": b"250.5",
+        b"tokens": b"7",
+    }
+    assert 0 < await redis_client.ttl(bucket) <= 300
+    assert (await Ledger(redis_client).read())["m"]["calls"] == 1
+
+
+async def test_counter_writes_are_best_effort() -> None:
+    class Down:
+        def pipeline(self, **_: object) -> object:
+            raise ConnectionError("redis is down")
+
+    await counters.apply(Down(), [counters.Increment("k", "f", 1)], what="test")  # no raise
