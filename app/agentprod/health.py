@@ -1,7 +1,9 @@
 """The worker's own small HTTP server: liveness (`/healthz`) and Prometheus `/metrics`.
 
 `runtime` runs it next to the worker loop on WORKER_HEALTH_HOST:WORKER_HEALTH_PORT (0: off);
-the chart's and the operator's liveness probes call `/healthz`.
+the chart's and the operator's liveness probes call `/healthz`. Three fixed routes need no
+FastAPI (its request models, OpenAPI and validation cost the worker ~10 MB of RSS): Starlette,
+which FastAPI is built on, serves them.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager
 
 import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from agentprod.settings import Settings
 from agentprod.worker import Worker
@@ -29,16 +33,14 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def serving(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[None]:
+def app(settings: Settings, worker: Worker) -> Starlette:
     """Liveness (`/healthz`: the receive loop ticked recently), readiness (`/readyz`: Redis
     reachable) and `/metrics` for the worker."""
     stale_after = max(
         60.0, 3.0 * (settings.worker_await_seconds + settings.mq_request_timeout_seconds)
     )
-    app = FastAPI(title="agentprod worker", docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
+    async def healthz(_: Request) -> JSONResponse:
         age = time.monotonic() - worker.last_heartbeat
         alive = age < stale_after or worker.stopping
         body = {
@@ -49,8 +51,7 @@ def serving(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[N
         }
         return JSONResponse(body, status_code=200 if alive else 503)
 
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(_: Request) -> JSONResponse:
         """Ready to take work: Redis reachable (while it is not, receiving is paused)."""
         ready = worker.store_available and not worker.stopping
         body = {
@@ -60,9 +61,20 @@ def serving(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[N
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ]
+    )
+
+
+def serving(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[None]:
+    """Serve `app` on WORKER_HEALTH_HOST:WORKER_HEALTH_PORT while the context is open."""
 
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[None]:
@@ -70,7 +82,7 @@ def serving(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[N
             yield
             return
         config = uvicorn.Config(
-            app,
+            app(settings, worker),
             host=settings.worker_health_host,
             port=settings.worker_health_port,
             log_level="warning",
