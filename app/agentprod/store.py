@@ -14,14 +14,10 @@ import contextlib
 import dataclasses
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
-from limits import RateLimitItem
-from limits.aio import storage as limits_storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.errors import StorageError
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
@@ -37,6 +33,9 @@ from agentprod.models import (
     TaskStatus,
 )
 from agentprod.tenancy import ApiKey, Window
+
+if TYPE_CHECKING:  # `limits` loads with the first RequestLimiter: only the API makes one
+    from limits import RateLimitItem
 
 #: How long a refused submission's marker lives: longer than its message could still arrive.
 REFUSED_TTL_SECONDS = 24 * 3600
@@ -589,6 +588,9 @@ class RequestLimiter:
     library's sliding-window counter: two counters per key, no per-request entries)."""
 
     def __init__(self, redis_url: str | None) -> None:
+        from limits.aio import storage as limits_storage
+        from limits.aio.strategies import SlidingWindowCounterRateLimiter
+
         storage: limits_storage.Storage = (
             limits_storage.RedisStorage(
                 "async+" + redis_url, implementation="redispy", wrap_exceptions=True
@@ -600,6 +602,8 @@ class RequestLimiter:
 
     async def hit(self, rate: RateLimitItem, *identity: str) -> Window:
         """Count one request against `rate` for `identity`; where the window stands after it."""
+        from limits.errors import StorageError
+
         try:
             allowed = await self._limiter.hit(rate, *identity)
             stats = await self._limiter.get_window_stats(rate, *identity)

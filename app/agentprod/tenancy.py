@@ -19,8 +19,10 @@ import hmac
 import math
 import re
 import secrets
+from typing import TYPE_CHECKING
 
-import limits
+if TYPE_CHECKING:
+    import limits
 
 KEY_PREFIX = "ap"
 KEY_ID_HEX = 12
@@ -91,6 +93,8 @@ def valid_tenant(name: str) -> bool:
 
 def parse_rate(text: str) -> limits.RateLimitItem:
     """`600/minute`, `10/second`, `1000 per hour` → the limiter's item; InvalidLimit otherwise."""
+    import limits  # loaded where a rate is read (the API, `agentprod keys`), not in the worker
+
     try:
         return limits.parse(text)
     except ValueError as error:
