@@ -1,23 +1,23 @@
 """RocketMQ 5 through its gRPC proxy, with the official `rocketmq-python-client`.
 
 The official clients keep the session (settings handshake, heartbeats, routes, signing); they
-are synchronous with their own I/O thread, so the calls still made through them (receive,
-change of invisibility) go through their future API and `asyncio.wrap_future`, and start-up
+are synchronous with their own I/O thread, so the call still made through them (receive) goes
+through their future API and `asyncio.wrap_future`, and start-up
 runs in a thread under a timeout (a client can wait forever for settings when the proxy is
 unreachable). A failed client is replaced on the next use (a client cannot be restarted).
 
-The hot path does not hop to that thread: sends (API and worker), receives, acks and changes of
+The hot path does not hop to that thread: sends (API and worker), acks and changes of
 invisibility (worker) go over our own `grpc.aio` channel on the caller's event loop, signed by
 the client's session; sends and acks are group-committed per topic — concurrent sends into one
-`SendMessage` (the proxy stores the batch all or none), acks into one `AckMessage`. A receive
-asks the queue the client's own selector picks (round robin over the route's readable queues)
-and decodes with the client's `Message`, so checksums and compressed bodies are handled as the
-client does. Profile and figures: docs/benchmarks.md "Hot-path work".
+`SendMessage` (the proxy stores the batch all or none), acks into one `AckMessage`. Receives
+stay on the client (moved onto our channel, they kept fewer of a 512-slot worker's slots busy:
+docs/benchmarks.md). Profile and figures: docs/benchmarks.md "Hot-path work".
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import socket
 import time
@@ -39,12 +39,9 @@ from rocketmq.grpc_protocol import (
     Encoding,
     MessageType,
     MessagingServiceStub,
-    ReceiveMessageRequest,
     SendMessageRequest,
 )
-from rocketmq.v5.client.balancer import QueueSelector
-from rocketmq.v5.model import Message
-from rocketmq.v5.util import MessageIdCodec, MessagingResultChecker, Misc
+from rocketmq.v5.util import MessageIdCodec, Misc
 
 from agentprod import tracing
 from agentprod.broker.base import BrokerUnavailable, Delivery, Outgoing, with_context
@@ -53,7 +50,6 @@ from agentprod.broker.batching import GroupCommit
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 20.0
-ROUTE_REFRESH_SECONDS = 30.0  # a receive's queue selector is rebuilt from the route this often
 RESTART_INTERVAL_SECONDS = 2.0
 SEND_ATTEMPTS = 3  # as the official client: a failed request is retried twice
 BATCH_MAX_MESSAGES = 64
@@ -94,6 +90,19 @@ async def _start_client(client: Any, *, what: str) -> None:
         ) from None
     except Exception as error:
         raise BrokerUnavailable(f"{what}: start-up failed: {error}") from error
+
+
+async def _settle(future: concurrent.futures.Future[Any], *, seconds: float, what: str) -> Any:
+    """Await a client future under a watchdog: a lost callback must not hang the caller."""
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), seconds)
+    except TimeoutError:
+        future.cancel()
+        raise BrokerUnavailable(f"{what}: no answer within {seconds:.0f}s") from None
+    except BrokerUnavailable:
+        raise
+    except Exception as error:
+        raise BrokerUnavailable(f"{what} failed: {error}") from error
 
 
 def _shutdown_quietly(client: Any) -> None:
@@ -258,8 +267,6 @@ class RocketMQConsumer:
         self._consumer: Any = None
         self._stub: Any = None
         self._channel: grpc.aio.Channel | None = None
-        self._selector: Any = None
-        self._selected_at = 0.0
         self._acks: GroupCommit[str, Any, str] = GroupCommit(
             self._ack_batch,
             size=lambda _: 1,
@@ -287,49 +294,17 @@ class RocketMQConsumer:
             self._channel, self._stub = _messaging_stub(self._config)
         return self._stub
 
-    async def _queue(self, consumer: Any) -> Any:
-        """The next queue to receive from (the client's round robin over readable queues)."""
-        if self._selector is None or time.monotonic() - self._selected_at > ROUTE_REFRESH_SECONDS:
-            try:  # the route is the client's (cached; refreshed by its session)
-                route = await asyncio.to_thread(consumer._retrieve_topic_route_data, self._topic)
-                self._selector = QueueSelector.simple_consumer_queue_selector(route)
-            except Exception as error:
-                raise BrokerUnavailable(f"route of {self._topic} unknown: {error}") from error
-            self._selected_at = time.monotonic()
-        return self._selector.select_next_queue()
-
     async def receive(self, *, max_messages: int, invisible_seconds: int) -> list[Delivery]:
-        """One long-polling ReceiveMessage over our channel; what it brings, decoded."""
-        consumer = self._client()
-        stub = self._messaging()
-        queue = await self._queue(consumer)
-        request = ReceiveMessageRequest()
-        request.group.name = self._group
-        request.group.resource_namespace = self._config.namespace
-        request.message_queue.CopyFrom(queue.message_queue0())
-        request.filter_expression.type = FilterExpression().filter_type
-        request.filter_expression.expression = FilterExpression().expression
-        request.batch_size = max_messages
-        request.invisible_duration.seconds = invisible_seconds
-        request.long_polling_timeout.seconds = self._await_seconds
-        request.auto_renew = False
-        what = f"receive from {self._topic}"
         try:
-            call = stub.ReceiveMessage(
-                request, metadata=consumer.sign(), timeout=self._call_limit + self._await_seconds
-            )
-            answers = [answer async for answer in call]
-        except grpc.aio.AioRpcError as error:
-            self._selector = None  # ask for the route again: the broker may have moved
-            raise BrokerUnavailable(f"{what}: {error.code().name}: {error.details()}") from None
-        status = next((a.status for a in answers if a.HasField("status")), None)
-        try:
-            MessagingResultChecker.check(status)
+            future = self._client().receive_async(max_messages, invisible_seconds)
         except Exception as error:
-            raise BrokerUnavailable(f"{what}: {error}") from error
-        return [
-            _delivery(Message().fromProtobuf(a.message)) for a in answers if a.HasField("message")
-        ]
+            raise BrokerUnavailable(f"receive from {self._topic} failed: {error}") from error
+        messages = await _settle(
+            future,
+            seconds=self._call_limit + self._await_seconds,
+            what=f"receive from {self._topic}",
+        )
+        return [_delivery(message) for message in messages]
 
     async def ack(self, delivery: Delivery) -> None:
         """Ack; concurrent acks of one topic share one AckMessage request (group commit)."""

@@ -1,0 +1,140 @@
+"""Where a model-bound agentprod worker spends its time: py-spy profile plus per-task figures.
+
+One `agentprod api`, one `agentprod worker` (the `chat` agent, ``WORKER_CONCURRENCY`` =
+``--level``) and the loopback model server of `bench.compare_llm` (1-2 s per call) on the real
+stack. After a warm-up of 64 tasks, ``6 x level`` tasks are queued while the worker runs, and
+py-spy records the worker (raw folded stacks, `--out`) until they are done. Printed: tasks/s,
+worker CPU per task, how many slots were busy, and the mean run time of a task (claim to finish)
+against the model server's own delay, split into the model call as the worker timed it and the
+agent's work around it.
+
+    python -m bench.profile_worker --level 256 --out worker.folded [VAR=value ...]
+
+Extra ``VAR=value`` arguments go into the worker's environment (e.g. ``LLM_HTTP_TRANSPORT=httpx``
+to profile the SDK's default transport).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import redis
+from agentprod import keys
+
+from bench import compare_llm
+from bench.compare_celery import _post_all
+from bench.llm_server import MODEL
+from bench.stack import real_stack
+
+WARMUP = 64
+BACKLOG_PER_SLOT = 6
+
+
+def _in_flight(url: str) -> float | None:
+    for line in httpx.get(f"{url}/metrics", timeout=2).text.splitlines():
+        if line.startswith("agentprod_worker_in_flight "):
+            return float(line.split()[1])
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--level", type=int, default=256, help="WORKER_CONCURRENCY")
+    parser.add_argument("--out", type=Path, required=True, help="py-spy's raw folded stacks")
+    parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    parser.add_argument("env", nargs="*", help="VAR=value for the worker")
+    args = parser.parse_args(argv)
+    extra = dict(item.split("=", 1) for item in args.env if "=" in item)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    model_args = argparse.Namespace(min_seconds=1.0, max_seconds=2.0, timeout=600)
+    with real_stack() as stack:
+        model = compare_llm.ModelServer(stack.home, model_args)
+        try:
+            topic, group = stack.pipeline()
+            api = stack.launch("api", stack.env(topic, group))
+            env = stack.env(
+                topic,
+                group,
+                AGENT="chat",
+                WORKER_CONCURRENCY=str(args.level),
+                OPENAI_BASE_URL=model.url,
+                OPENAI_API_KEY="bench",
+                LLM_MODEL_FAST=MODEL,
+                **extra,
+            )
+            client = redis.Redis.from_url(stack.redis.url, decode_responses=True)
+            read = compare_llm._AgentprodRead()
+            worker = stack.launch("worker", env)
+            run = uuid.uuid4().hex[:8]
+            bodies = compare_llm._bodies(compare_llm._contents(WARMUP, run))
+            ids, _, _ = asyncio.run(_post_all(api.url, bodies, compare_llm.CLIENTS))
+            compare_llm._poll(client, ids, read, timeout=120)
+
+            contents = compare_llm._contents(BACKLOG_PER_SLOT * args.level, run + "b")
+            bodies = compare_llm._bodies(contents)
+            ids, _, _ = asyncio.run(_post_all(api.url, bodies, compare_llm.CLIENTS))
+            process = psutil.Process(worker.process.pid)
+            cpu_before = sum(process.cpu_times()[:2])
+            argv_spy = [
+                spy, "record", "-p", str(worker.process.pid), "-o", str(args.out),
+                "--format", "raw", "-r", str(args.rate), "--nonblocking",
+            ]  # fmt: skip
+            profiler = subprocess.Popen(
+                argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            busy: list[float] = []
+            done = threading.Event()
+
+            def sample() -> None:
+                while not done.wait(0.5):
+                    value = _in_flight(worker.url)
+                    if value is not None:
+                        busy.append(value)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            times = compare_llm._poll(client, ids, read, timeout=600)
+            done.set()
+            cpu = sum(process.cpu_times()[:2]) - cpu_before
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
+
+            runs = [finish - start for start, finish in times]
+            model_ms, agent_ms = [], []
+            for task_id in ids[::10]:
+                raw = client.hget(keys.task(task_id), "result")
+                if raw:
+                    result = json.loads(str(raw))
+                    model_ms.append(float(result.get("model_latency_ms") or 0))
+                    agent_ms.append(float(result.get("latency_ms") or 0))
+            delays = compare_llm._delays(contents, model_args)
+            rate = compare_llm.throughput([s for s, _ in times], [f for _, f in times])
+            busy.sort()
+            print(
+                f"level {args.level}: {len(ids)} tasks, {rate:.1f} tasks/s, worker CPU "
+                f"{1000 * cpu / len(ids):.2f} ms/task, slots busy p50 "
+                f"{busy[len(busy) // 2] if busy else float('nan'):.0f}\n"
+                f"per task (mean): model server delay {1000 * statistics.mean(delays):.0f} ms, "
+                f"model call {statistics.mean(model_ms):.0f} ms, agent run "
+                f"{statistics.mean(agent_ms):.0f} ms, claim to finish "
+                f"{1000 * statistics.mean(runs):.0f} ms\nprofile: {args.out}"
+            )
+            client.close()
+        finally:
+            model.stop()
+
+
+if __name__ == "__main__":
+    main()
