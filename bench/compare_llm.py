@@ -228,12 +228,11 @@ def _bodies(contents: Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def run_agentprod(
-    stack: Stack, model_url: str, concurrency: int, args: argparse.Namespace
-) -> LevelResult:
-    topic, group = stack.pipeline()
-    api = stack.launch("api", stack.env(topic, group))
-    env = stack.env(
+def chat_worker_env(
+    stack: Stack, topic: str, group: str, *, model_url: str, concurrency: int, **extra: str
+) -> dict[str, str]:
+    """A `chat` worker's environment against the benchmark's model server."""
+    return stack.env(
         topic,
         group,
         AGENT="chat",
@@ -241,7 +240,16 @@ def run_agentprod(
         OPENAI_BASE_URL=model_url,
         OPENAI_API_KEY="bench",
         LLM_MODEL_FAST=MODEL,
+        **extra,
     )
+
+
+def run_agentprod(
+    stack: Stack, model_url: str, concurrency: int, args: argparse.Namespace
+) -> LevelResult:
+    topic, group = stack.pipeline()
+    api = stack.launch("api", stack.env(topic, group))
+    env = chat_worker_env(stack, topic, group, model_url=model_url, concurrency=concurrency)
     client = redis.Redis.from_url(stack.redis.url, decode_responses=True)
     read = _AgentprodRead()
     run = uuid.uuid4().hex[:8]

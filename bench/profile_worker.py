@@ -35,7 +35,6 @@ from agentprod import keys
 
 from bench import compare_llm
 from bench.compare_celery import _post_all
-from bench.llm_server import MODEL
 from bench.stack import real_stack
 
 WARMUP = 64
@@ -64,15 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         try:
             topic, group = stack.pipeline()
             api = stack.launch("api", stack.env(topic, group))
-            env = stack.env(
-                topic,
-                group,
-                AGENT="chat",
-                WORKER_CONCURRENCY=str(args.level),
-                OPENAI_BASE_URL=model.url,
-                OPENAI_API_KEY="bench",
-                LLM_MODEL_FAST=MODEL,
-                **extra,
+            env = compare_llm.chat_worker_env(
+                stack, topic, group, model_url=model.url, concurrency=args.level, **extra
             )
             client = redis.Redis.from_url(stack.redis.url, decode_responses=True)
             read = compare_llm._AgentprodRead()
