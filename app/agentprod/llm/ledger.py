@@ -7,7 +7,6 @@ Best effort: a Redis error is logged, never a failed task.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -17,8 +16,6 @@ from prometheus_client import Counter
 from agentprod import keys
 from agentprod.llm import counters
 from agentprod.llm.costs import Usage
-
-log = logging.getLogger(__name__)
 
 CALLS = Counter(
     "agentprod_llm_calls_total", "Model calls, by model and outcome.", ["model", "outcome"]

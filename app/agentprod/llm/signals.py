@@ -11,15 +11,12 @@ logged, never a failed task.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import time
 from typing import Any
 
 from agentprod import keys
 from agentprod.llm import counters
-
-log = logging.getLogger(__name__)
 
 BUCKET_SECONDS = 5
 TTL_SECONDS = 300
