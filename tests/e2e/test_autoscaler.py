@@ -272,6 +272,13 @@ def test_a_provider_at_its_limit_caps_the_replicas_until_it_lifts(
             timeout=120,
             what="the cap lifted",
         )
+        # switched off, the cap's status block goes (a merge patch alone would leave it)
+        cluster.apply(
+            cluster.manifest(
+                scaling=scaling | {"provider": {"enabled": False}}, redis={"url": redis_server.url}
+            )
+        )
+        wait_for(lambda: "provider" not in status(cluster), timeout=30, what="no status.provider")
         print(
             f"provider cap {cap} (lag alone: {MAX_REPLICAS}); {refused} 429s; "
             f"{len(bodies)} tasks done {drained:.1f}s after posting",

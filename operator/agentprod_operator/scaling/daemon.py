@@ -145,9 +145,8 @@ async def _poll(
         "desiredReplicas": decision.replicas,
         "replicas": int((deployment.get("status") or {}).get("replicas") or 0),
     }
-    provider = _provider_status(spec, sample, decision.history)
-    if provider is not None:
-        patch["provider"] = provider
+    # None once the cap is off and no signals are read: the patch then drops a stale block
+    patch["provider"] = _provider_status(spec, sample, decision.history)
     if store is not None:  # before a scale-in: the ReplicaSet removes idle pods first
         await _mark_deletion_costs(kube, store=store, namespace=namespace, name=name, now=now)
     if decision.replicas != current:
@@ -162,7 +161,7 @@ async def _poll(
         emit("ProviderLimited", f"model provider refuses calls: replicas capped at {cap}")
     elif was is not None and cap is None:
         emit("ProviderLimitLifted", "model provider no longer refuses calls: cap lifted")
-    changed = {key: value for key, value in patch.items() if status.get(key) != value}
+    changed = status_merge_patch(status, patch)
     if changed:
         await kube.patch_pipeline_status(namespace=namespace, name=name, status=changed)
     await _report_condition(kube, name=name, namespace=namespace, body=body, decision=decision)
@@ -208,6 +207,21 @@ async def _mark_deletion_costs(
             )
         except ApiException as error:  # the pod went away meanwhile
             log.info("pod %s not annotated: %s", pod, error.reason)
+
+
+def status_merge_patch(status: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch that makes `status` show `fields` (pure): only the fields that
+    differ; a field set to None is removed, and so is a key of a nested block that the new
+    block no longer has (a merge patch would otherwise keep it, e.g. a lifted cap)."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        old = status.get(key)
+        if old == value:
+            continue
+        if isinstance(old, dict) and isinstance(value, dict):
+            value = {k: None for k in old if k not in value} | value
+        out[key] = value
+    return out
 
 
 def console_snapshot(
