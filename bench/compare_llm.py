@@ -456,21 +456,42 @@ COLUMNS = (
 
 
 def _value(result: LevelResult, attr: str) -> float:
+    if attr == "concurrency":
+        return float(result.concurrency)
     if attr == "efficiency":
         return 100 * result.tasks_per_s / result.ideal_per_s
     return float(getattr(result, attr))
 
 
-def _print_round(number: int, results: dict[tuple[int, str], LevelResult]) -> None:
+Round = dict[tuple[int, str], LevelResult | None]  # None: the phase failed (printed why)
+
+
+def paired(
+    history: Sequence[Round], level: int, theirs: str, attr: str
+) -> tuple[list[float], list[float]]:
+    """agentprod's and `theirs`' values of `attr` at `level` over the rounds where neither
+    phase failed, paired by round."""
+    pairs = [
+        (_value(ours, attr), _value(other, attr))
+        for r in history
+        if (ours := r[(level, AGENTPROD)]) is not None and (other := r[(level, theirs)]) is not None
+    ]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def _print_round(number: int, results: Round) -> None:
     print(f"\n== round {number}")
     print(f"{'level':>5} {'system':<15} {'conc':>5} " + " ".join(f"{c[0]:>10}" for c in COLUMNS))
     for (level, system), r in sorted(results.items()):
+        if r is None:
+            print(f"{level:>5} {system:<15} {'-':>5} FAILED (see above)")
+            continue
         cells = " ".join(f"{fmt.format(_value(r, attr)):>10}" for _, attr, fmt in COLUMNS)
         print(f"{level:>5} {system:<15} {r.concurrency:>5} {cells}")
     sys.stdout.flush()
 
 
-def _print_summary(history: list[dict[tuple[int, str], LevelResult]], levels: list[int]) -> None:
+def _print_summary(history: list[Round], levels: list[int]) -> None:
     print(
         f"\n== summary over {len(history)} round(s): median [min..max]; "
         "ratio = agentprod / celery pool, paired per round"
@@ -478,24 +499,52 @@ def _print_summary(history: list[dict[tuple[int, str], LevelResult]], levels: li
     for level in levels:
         print(f"\n-- concurrency {level} (prefork: as many children as fit agentprod's memory)")
         print(f"{'metric':<20} " + " ".join(f"{s:>24}" for s in SYSTEMS))
-        for label, attr, _ in COLUMNS:
-            values = {s: [_value(r[(level, s)], attr) for r in history] for s in SYSTEMS}
+        for label, attr, _ in (*COLUMNS, ("concurrency", "concurrency", "")):
+            values = {s: _ran(history, level, s, attr) for s in SYSTEMS}
             print(f"{label:<20} " + " ".join(f"{spread(values[s])!s:>24}" for s in SYSTEMS))
-        conc = {s: [float(r[(level, s)].concurrency) for r in history] for s in SYSTEMS}
-        print(f"{'concurrency':<20} " + " ".join(f"{spread(conc[s])!s:>24}" for s in SYSTEMS))
+        failed = {s: sum(r[(level, s)] is None for r in history) for s in SYSTEMS}
+        if any(failed.values()):
+            print(f"{'failed rounds':<20} " + " ".join(f"{failed[s]:>24}" for s in SYSTEMS))
         for label, attr in (("tasks/s ratio", "tasks_per_s"), ("stack CPU ratio", "stack_cpu_ms")):
-            ours = [_value(r[(level, AGENTPROD)], attr) for r in history]
-            cells = []
-            for s in SYSTEMS[1:]:
-                theirs = [_value(r[(level, s)], attr) for r in history]
-                cells.append(f"{spread(ratios(ours, theirs))!s:>24}")
+            cells = [
+                f"{spread(ratios(*paired(history, level, s, attr)))!s:>24}" for s in SYSTEMS[1:]
+            ]
             print(f"{label:<20} {'':>24} " + " ".join(cells))
     sys.stdout.flush()
+
+
+def _ran(history: Sequence[Round], level: int, system: str, attr: str) -> list[float]:
+    return [_value(r, attr) for rounds in history if (r := rounds[(level, system)]) is not None]
 
 
 def _order(number: int) -> tuple[str, ...]:
     """Round 1 starts with agentprod (the prefork budget needs its memory); then reverses."""
     return SYSTEMS if number % 2 else SYSTEMS[::-1]
+
+
+def _phase(
+    stack: Stack,
+    rig: CeleryRig,
+    model: ModelServer,
+    system: str,
+    level: int,
+    budget: dict[int, float],
+    prefork_pss: tuple[float, float],
+    args: argparse.Namespace,
+) -> LevelResult:
+    """One system at one level; agentprod's peak memory sets prefork's budget at that level
+    (`prefork_pss`: the prefork parent's and one child's PSS, MB)."""
+    if system == AGENTPROD:
+        result = run_agentprod(stack, model.url, level, args)
+        budget[level] = result.peak_mb
+        return result
+    pool = system.removeprefix("celery-")
+    conc = level
+    if pool == "prefork":
+        if level not in budget:
+            raise RuntimeError("no memory budget: agentprod's phase at this level failed")
+        conc = prefork_concurrency(budget[level], *prefork_pss)
+    return run_celery(rig, pool, conc, args)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -524,7 +573,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{args.min_seconds}-{args.max_seconds} s; levels {levels}; {args.rounds} round(s)",
         flush=True,
     )
-    history: list[dict[tuple[int, str], LevelResult]] = []
+    history: list[Round] = []
+    agentprod_failed = False
     with real_stack() as stack:
         model = ModelServer(stack.home, args)
         server = RedisServer(home=stack.home / "celery-redis", port=free_port())
@@ -541,19 +591,27 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"prefork calibration: parent {parent_mb:.1f} MB, child {child_mb:.1f} MB PSS")
             budget: dict[int, float] = {}
             for number in range(1, args.rounds + 1):
-                results: dict[tuple[int, str], LevelResult] = {}
+                results: Round = {}
                 for level in levels:
                     for system in _order(number):
                         cpu0 = model.cpu_seconds()
-                        if system == AGENTPROD:
-                            result = run_agentprod(stack, model.url, level, args)
-                            budget[level] = result.peak_mb
-                        else:
-                            pool = system.removeprefix("celery-")
-                            conc = level
-                            if pool == "prefork":
-                                conc = prefork_concurrency(budget[level], parent_mb, child_mb)
-                            result = run_celery(rig, pool, conc, args)
+                        try:
+                            result = _phase(
+                                stack,
+                                rig,
+                                model,
+                                system,
+                                level,
+                                budget,
+                                (parent_mb, child_mb),
+                                args,
+                            )
+                        except (TimeoutError, RuntimeError) as error:
+                            # a phase that lost a task is a result of its own, not the run's end
+                            print(f"  round {number} level {level} {system}: FAILED: {error}")
+                            results[(level, system)] = None
+                            agentprod_failed |= system == AGENTPROD
+                            continue
                         results[(level, system)] = result
                         print(
                             f"  round {number} level {level} {system}: "
@@ -576,11 +634,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             "machine": _machine(),
             "args": {k: str(v) for k, v in vars(args).items()},
             "rounds": [
-                [{"level": lv, "system": s} | asdict(r) for (lv, s), r in rounds.items()]
+                [
+                    {"level": lv, "system": s} | (asdict(r) if r else {"failed": True})
+                    for (lv, s), r in rounds.items()
+                ]
                 for rounds in history
             ],
         }
         args.json.write_text(json.dumps(data, indent=2))
+    if agentprod_failed:
+        sys.exit("agentprod lost tasks in a phase (FAILED above)")
 
 
 if __name__ == "__main__":

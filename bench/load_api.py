@@ -8,7 +8,10 @@ vegeta's own CPU use, in % of one core). Each rate gets fresh `agentprod api` an
 worker` (echo, default concurrency) processes on a new topic, a short warm-up, then the attack.
 An error is any answer other than ``202``, or no answer (a 10 s timeout, a reset connection).
 
-    python -m bench.load_api [--rates 200,500,1000] [--seconds 60] [--quick]
+    python -m bench.load_api [--rates 200,500,1000] [--seconds 60] [--quick] [--profile DIR]
+
+``--profile DIR`` records the API with py-spy during each attack (raw folded stacks,
+``DIR/api-<rate>.folded``), at the cost of the sampler's own CPU on the same cores.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 from harness.vegeta import ensure_vegeta
@@ -45,6 +52,8 @@ class LoadResult:
     p999_ms: float
     max_ms: float
     generator_cpu: float  # % of one core
+    cpu_ms: dict[str, float]  # CPU per request sent: api, worker, proxy, redis
+    machine_busy: float  # % of all cores busy during the attack
     api_idle_mb: float
     api_peak_mb: float
     worker_idle_mb: float
@@ -118,6 +127,17 @@ def _attack(
     return 100 * cpu / (time.monotonic() - started), peak / MB
 
 
+def _cpu_seconds(processes: dict[str, psutil.Process]) -> dict[str, float]:
+    return {name: sum(p.cpu_times()[:2]) for name, p in processes.items()}
+
+
+def _busy_share(start: Any, end: Any) -> float:
+    """% of the machine's cores not idle between two `psutil.cpu_times()` readings."""
+    idle = (end.idle + end.iowait) - (start.idle + start.iowait)
+    total = sum(end) - sum(start)
+    return 100 * (1 - idle / total) if total > 0 else float("nan")
+
+
 def _report(vegeta: Path, out: Path) -> tuple[list[str], dict[str, object]]:
     encoded = subprocess.run(
         [str(vegeta), "encode", "--to", "json", str(out)],
@@ -131,7 +151,15 @@ def _report(vegeta: Path, out: Path) -> tuple[list[str], dict[str, object]]:
     return encoded, json.loads(summary)
 
 
-def run_rate(stack: Stack, vegeta: Path, *, rate: float, seconds: float) -> LoadResult:
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    argv = [spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "-r", "100"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_rate(
+    stack: Stack, vegeta: Path, *, rate: float, seconds: float, profile: Path | None = None
+) -> LoadResult:
     topic, group = stack.pipeline()
     api = stack.launch("api", stack.env(topic, group))
     worker = stack.launch("worker", stack.env(topic, group, AGENT="echo"))
@@ -144,7 +172,22 @@ def run_rate(stack: Stack, vegeta: Path, *, rate: float, seconds: float) -> Load
         api_idle = api_proc.memory_info().rss / MB
         worker_idle = psutil.Process(worker.process.pid).memory_info().rss / MB
         out = stack.home / f"attack-{rate:g}.bin"
+        spy = (
+            None if profile is None else _py_spy(api.process.pid, profile / f"api-{rate:g}.folded")
+        )
+        parts = {
+            "api": api_proc,
+            "worker": psutil.Process(worker.process.pid),
+            "proxy": psutil.Process(stack.mq.pids()["proxy"] or 0),
+            "redis": psutil.Process(stack.redis.pid or 0),
+        }
+        before, machine = _cpu_seconds(parts), psutil.cpu_times()
         cpu, api_peak = _attack(vegeta, targets, out, rate=rate, seconds=seconds, api=api_proc)
+        used = {name: spent - before[name] for name, spent in _cpu_seconds(parts).items()}
+        busy = _busy_share(machine, psutil.cpu_times())
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         encoded, summary = _report(vegeta, out)
     finally:
         stack.stop_processes()
@@ -161,6 +204,8 @@ def run_rate(stack: Stack, vegeta: Path, *, rate: float, seconds: float) -> Load
         p999_ms=percentile(latencies, 0.999),
         max_ms=max(latencies, default=float("nan")),
         generator_cpu=cpu,
+        cpu_ms={name: 1000 * spent / max(requests, 1) for name, spent in used.items()},
+        machine_busy=busy,
         api_idle_mb=api_idle,
         api_peak_mb=api_peak,
         worker_idle_mb=worker_idle,
@@ -184,6 +229,8 @@ def _print_row(r: LoadResult) -> None:
         f"{r.api_idle_mb:8.1f}/{r.api_peak_mb:<8.1f} {r.worker_idle_mb:14.1f}",
         flush=True,
     )
+    split = ", ".join(f"{name} {ms:.2f}" for name, ms in r.cpu_ms.items())
+    print(f"{'':>6} CPU ms per request: {split}; machine {r.machine_busy:.0f} % busy", flush=True)
     for kind, count in r.error_kinds.items():
         print(f"{'':>6} {count:6d} x {kind}", flush=True)
 
@@ -193,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rates", default="200,500,1000", help="requests/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=60.0, help="per rate")
     parser.add_argument("--quick", action="store_true", help="rates 200,500 for 5 s each")
+    parser.add_argument("--profile", type=Path, help="a directory for py-spy profiles of the API")
     args = parser.parse_args(argv)
     if args.quick:
         args.rates, args.seconds = "200,500", 5.0
@@ -208,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     with real_stack() as stack:
         _print_header()
         for rate in rates:
-            _print_row(run_rate(stack, vegeta, rate=rate, seconds=args.seconds))
+            _print_row(
+                run_rate(stack, vegeta, rate=rate, seconds=args.seconds, profile=args.profile)
+            )
 
 
 if __name__ == "__main__":

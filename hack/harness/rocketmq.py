@@ -228,8 +228,10 @@ class RocketMQ:
     # ---- lifecycle
 
     def _jvm(self, *, heap: tuple[str, ...], logback: str, main: str) -> list[str]:
+        # AGENTPROD_ROCKETMQ_JAVA_OPTS: extra JVM flags, last (they win), for trying settings
+        extra = os.environ.get("AGENTPROD_ROCKETMQ_JAVA_OPTS", "").split()
         return [
-            _java(), *heap, *_JVM_COMMON,
+            _java(), *heap, *_JVM_COMMON, *extra,
             f"-Duser.home={self.home}", f"-Drocketmq.home.dir={self.home}",
             f"-Drmq.logback.configurationFile={logback}",
             "-cp", f"{self.lib}/*", main,

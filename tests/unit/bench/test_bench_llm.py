@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from bench.compare_llm import overheads_ms, prefork_concurrency, throughput
+from bench.compare_llm import (
+    AGENTPROD,
+    LevelResult,
+    Round,
+    overheads_ms,
+    paired,
+    prefork_concurrency,
+    throughput,
+)
 from bench.llm_server import delay_for, last_user_content, tokens_of
 
 
@@ -52,3 +60,17 @@ def test_prefork_children_fit_the_budget() -> None:
     assert prefork_concurrency(60.0, 40.0, 50.0) == 1  # never below one child
     with pytest.raises(ValueError, match="positive"):
         prefork_concurrency(100.0, 10.0, 0.0)
+
+
+def _result(tasks_per_s: float) -> LevelResult:
+    return LevelResult(64, 384, tasks_per_s, 42.7, 5.0, 9.0, 80.0, 97.0, 265.0, 180.0, 400.0)
+
+
+def test_a_failed_phase_drops_out_of_the_paired_ratios() -> None:
+    history: list[Round] = [
+        {(64, AGENTPROD): _result(30.0), (64, "celery-gevent"): _result(20.0)},
+        {(64, AGENTPROD): _result(32.0), (64, "celery-gevent"): None},  # Celery lost a task
+        {(64, AGENTPROD): None, (64, "celery-gevent"): _result(10.0)},
+    ]
+    ours, theirs = paired(history, 64, "celery-gevent", "tasks_per_s")
+    assert (ours, theirs) == ([30.0], [20.0])
