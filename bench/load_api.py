@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -33,7 +31,7 @@ from typing import Any
 import psutil
 from harness.vegeta import ensure_vegeta
 
-from bench.stack import Stack, percentile, real_stack
+from bench.stack import Stack, percentile, py_spy, real_stack
 
 MB = 1024 * 1024
 WARMUP_RATE, WARMUP_SECONDS = 50, 3
@@ -127,6 +125,12 @@ def _attack(
     return 100 * cpu / (time.monotonic() - started), peak / MB
 
 
+def _running(pid: int | None, what: str) -> int:
+    if pid is None:
+        raise RuntimeError(f"{what} is not running")
+    return pid
+
+
 def _cpu_seconds(processes: dict[str, psutil.Process]) -> dict[str, float]:
     return {name: sum(p.cpu_times()[:2]) for name, p in processes.items()}
 
@@ -151,12 +155,6 @@ def _report(vegeta: Path, out: Path) -> tuple[list[str], dict[str, object]]:
     return encoded, json.loads(summary)
 
 
-def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    argv = [spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "-r", "100"]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def run_rate(
     stack: Stack, vegeta: Path, *, rate: float, seconds: float, profile: Path | None = None
 ) -> LoadResult:
@@ -172,14 +170,12 @@ def run_rate(
         api_idle = api_proc.memory_info().rss / MB
         worker_idle = psutil.Process(worker.process.pid).memory_info().rss / MB
         out = stack.home / f"attack-{rate:g}.bin"
-        spy = (
-            None if profile is None else _py_spy(api.process.pid, profile / f"api-{rate:g}.folded")
-        )
+        spy = None if profile is None else py_spy(api.process.pid, profile / f"api-{rate:g}.folded")
         parts = {
             "api": api_proc,
             "worker": psutil.Process(worker.process.pid),
-            "proxy": psutil.Process(stack.mq.pids()["proxy"] or 0),
-            "redis": psutil.Process(stack.redis.pid or 0),
+            "proxy": psutil.Process(_running(stack.mq.pids()["proxy"], "the RocketMQ proxy")),
+            "redis": psutil.Process(_running(stack.redis.pid, "redis-server")),
         }
         before, machine = _cpu_seconds(parts), psutil.cpu_times()
         cpu, api_peak = _attack(vegeta, targets, out, rate=rate, seconds=seconds, api=api_proc)

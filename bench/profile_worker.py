@@ -19,11 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import signal
 import statistics
-import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -35,7 +32,7 @@ from agentprod import keys
 
 from bench import compare_llm
 from bench.compare_celery import _post_all
-from bench.stack import real_stack
+from bench.stack import py_spy, real_stack
 
 WARMUP = 64
 BACKLOG_PER_SLOT = 6
@@ -56,7 +53,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("env", nargs="*", help="VAR=value for the worker")
     args = parser.parse_args(argv)
     extra = dict(item.split("=", 1) for item in args.env if "=" in item)
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     model_args = argparse.Namespace(min_seconds=1.0, max_seconds=2.0, timeout=600)
     with real_stack() as stack:
         model = compare_llm.ModelServer(stack.home, model_args)
@@ -79,13 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             ids, _, _ = asyncio.run(_post_all(api.url, bodies, compare_llm.CLIENTS))
             process = psutil.Process(worker.process.pid)
             cpu_before = sum(process.cpu_times()[:2])
-            argv_spy = [
-                spy, "record", "-p", str(worker.process.pid), "-o", str(args.out),
-                "--format", "raw", "-r", str(args.rate), "--nonblocking",
-            ]  # fmt: skip
-            profiler = subprocess.Popen(
-                argv_spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            profiler = py_spy(worker.process.pid, args.out, rate=args.rate)
             busy: list[float] = []
             done = threading.Event()
 

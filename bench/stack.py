@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -93,3 +96,11 @@ def percentile(values: list[float], fraction: float) -> float:
         return values[0]
     cut = statistics.quantiles(values, n=1000, method="inclusive")
     return cut[min(len(cut) - 1, max(0, round(fraction * 1000) - 1))]
+
+
+def py_spy(pid: int, out: Path, *, rate: int = 100) -> subprocess.Popen[bytes]:
+    """py-spy recording `pid` into `out` (raw folded stacks) until SIGINT."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    argv = [spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "-r", str(rate)]
+    argv.append("--nonblocking")  # no pausing the process per sample
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
