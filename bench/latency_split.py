@@ -12,8 +12,10 @@ and (chat) the result's ``model_latency_ms``; the client and the servers share o
 - model call - delay (chat): the model client's time above the server's own delay.
 
 Printed: p50 and p90 per stage, in ms, and the whole overhead (done - submit - server delay).
+``--claims`` also prints each burst's record and claim times, in ms after its first send.
 
-    python -m bench.latency_split [--agent echo|chat] [--burst 32] [--rounds 5] [VAR=value ...]
+    python -m bench.latency_split [--agent echo|chat] [--burst 32] [--rounds 5] [--claims]
+        [VAR=value ...]
 
 Extra ``VAR=value`` arguments go into the worker's environment.
 """
@@ -56,6 +58,13 @@ def stages(sent: float, record: dict[str, Any], server_delay: float | None) -> d
     return out
 
 
+def _claims(sent: Sequence[float], records: Sequence[dict[str, Any]]) -> str:
+    first = min(sent)
+    created = sorted(round(1000 * (float(r["created_at"]) - first)) for r in records)
+    claims = sorted(round(1000 * (float(r["started_at"]) - first)) for r in records)
+    return f"records {created[0]}-{created[-1]} ms, claims {claims}"
+
+
 def _wait_done(client: redis.Redis, ids: Sequence[str], timeout: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
@@ -79,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--burst", type=int, default=32, help="tasks posted at once")
     parser.add_argument("--rounds", type=int, default=5, help="bursts, each on an idle worker")
     parser.add_argument("--concurrency", type=int, default=64, help="WORKER_CONCURRENCY")
+    parser.add_argument("--claims", action="store_true", help="print each burst's claim times")
     parser.add_argument("env", nargs="*", help="VAR=value for the worker")
     args = parser.parse_args(argv)
     if args.burst < 1 or args.rounds < 1 or args.concurrency < 1:
@@ -110,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ids, sent, _ = asyncio.run(_post_all(api.url, bodies, compare_llm.CLIENTS))
                 records = _wait_done(client, ids, timeout=120)
                 delays = compare_llm._delays(contents, model_args) if model else [None] * len(ids)
+                if number and args.claims:
+                    print(_claims(sent, records), flush=True)
                 if number:
                     for at, record, delay in zip(sent, records, delays, strict=True):
                         for stage, ms in stages(at, record, delay).items():
