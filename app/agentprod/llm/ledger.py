@@ -43,6 +43,7 @@ COUNTERS = (
 class Ledger:
     def __init__(self, client: Any) -> None:
         self._redis = client
+        self._counters = counters.CounterWriter(client)
 
     async def call(
         self,
@@ -94,7 +95,7 @@ class Ledger:
             for name, amount in fields.items()
             for key in hashes
         ]
-        await counters.apply(self._redis, [*writes, *also], what="usage ledger")
+        await self._counters.apply([*writes, *also], what="usage ledger")
 
     async def read(self, tenant: str | None = None) -> dict[str, dict[str, float]]:
         """Per-model totals of the fleet or of one tenant:

@@ -43,7 +43,7 @@ class ProviderSignals:
     """What one worker adds to its group's buckets."""
 
     def __init__(self, client: Any, *, group: str) -> None:
-        self._redis = client
+        self._counters = counters.CounterWriter(client)
         self.group = group
 
     async def ok(self, *, call_ms: float, tokens: int | None, now: float | None = None) -> None:
@@ -69,7 +69,7 @@ class ProviderSignals:
         return [*increments, counters.Expire(key, TTL_SECONDS)]
 
     async def _add(self, writes: list[counters.Write]) -> None:
-        await counters.apply(self._redis, writes, what="provider signal")
+        await self._counters.apply(writes, what="provider signal")
 
 
 async def read(client: Any, *, group: str, now: float, window_seconds: float) -> Totals:

@@ -5,6 +5,8 @@ used; TTL applies; stats add up; the RPM limit refuses with the wait to the next
 the token estimate is settled; the ledger sums calls, tokens and cost per model.
 """
 
+from typing import Any
+
 import fakeredis
 import pytest
 from agentprod import keys
@@ -112,20 +114,25 @@ async def test_a_call_writes_its_ledger_and_signals_in_one_round_trip(
     redis_client: fakeredis.FakeAsyncRedis,
 ) -> None:
     signals = ProviderSignals(redis_client, group="g")
-    pipelines = 0
-    real = redis_client.pipeline
+    commands: list[str] = []
+    real_pipeline, real_evalsha = redis_client.pipeline, redis_client.evalsha
 
-    def counted(*args: object, **kwargs: object) -> object:
-        nonlocal pipelines
-        pipelines += 1
-        return real(*args, **kwargs)
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        commands.append("pipeline")
+        return real_pipeline(*args, **kwargs)
 
-    redis_client.pipeline = counted  # type: ignore[method-assign]
+    async def evalsha(*args: Any, **kwargs: Any) -> Any:
+        commands.append("evalsha")
+        return await real_evalsha(*args, **kwargs)
+
+    redis_client.pipeline = pipeline  # type: ignore[method-assign]
+    redis_client.evalsha = evalsha  # type: ignore[method-assign]
+    ledger = Ledger(redis_client)
+    await ledger.call("warm-up", usage=None, cost_usd=None, latency_ms=1.0)  # loads the script
+    commands.clear()
     writes = signals.ok_writes(call_ms=250.5, tokens=7, now=1000.0)
-    await Ledger(redis_client).call(
-        "m", usage=Usage(3, 4), cost_usd=None, latency_ms=250.5, also=writes
-    )
-    assert pipelines == 1
+    await ledger.call("m", usage=Usage(3, 4), cost_usd=None, latency_ms=250.5, also=writes)
+    assert commands == ["evalsha"]  # one command: the ledger's fields and the signals
     bucket = keys.llm_signals("g", 1000 // 5)
     assert await redis_client.hgetall(bucket) == {
         b"ok": b"1",
@@ -138,7 +145,36 @@ async def test_a_call_writes_its_ledger_and_signals_in_one_round_trip(
 
 async def test_counter_writes_are_best_effort() -> None:
     class Down:
-        def pipeline(self, **_: object) -> object:
-            raise ConnectionError("redis is down")
+        def register_script(self, _: str) -> object:
+            async def run(**_: object) -> object:
+                raise ConnectionError("redis is down")
 
-    await counters.apply(Down(), [counters.Increment("k", "f", 1)], what="test")  # no raise
+            return run
+
+    writer = counters.CounterWriter(Down())
+    await writer.apply([counters.Increment("k", "f", 1)], what="test")  # no raise
+
+
+def test_the_script_gets_each_write_as_its_key_and_three_arguments() -> None:
+    keys_, args = counters.script_arguments(
+        [
+            counters.Increment("a", "calls", 1),
+            counters.Increment("a", "latency_ms", 12.5),
+            counters.Expire("b", 300),
+        ]
+    )
+    assert keys_ == ["a", "a", "b"]
+    assert args == ["i", "calls", 1, "f", "latency_ms", "12.5", "e", 300, ""]
+
+
+async def test_counter_writes_add_up_and_expire(redis_client: fakeredis.FakeAsyncRedis) -> None:
+    writer = counters.CounterWriter(redis_client)
+    writes: list[counters.Write] = [
+        counters.Increment("h", "n", 2),
+        counters.Increment("h", "ms", 0.25),
+        counters.Expire("h", 60),
+    ]
+    await writer.apply(writes, what="test")
+    await writer.apply(writes, what="test")
+    assert await redis_client.hgetall("h") == {b"n": b"4", b"ms": b"0.5"}
+    assert 0 < await redis_client.ttl("h") <= 60
