@@ -16,13 +16,15 @@ import ipaddress
 import logging
 import socket
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from agentprod import webhook_rules
 from agentprod.settings import Settings
 from agentprod.store import StoreUnavailable, TaskStore
+
+if TYPE_CHECKING:  # httpx loads with the first delivery: the API only checks callback URLs
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,8 @@ class CallbackSender:
             await self._client.aclose()
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(
                 timeout=self._options.timeout_seconds, follow_redirects=False
@@ -102,6 +106,8 @@ class CallbackSender:
         return self._client
 
     async def _deliver(self, task_id: str, url: str, body: bytes, delivery_id: str) -> None:
+        import httpx
+
         options = self._options
         for attempt in range(1, options.max_attempts + 1):
             started = time.monotonic()
@@ -144,6 +150,8 @@ class CallbackSender:
             )
 
     async def _check_host(self, url: str) -> None:
+        import httpx
+
         parts = urlsplit(url)
         host = webhook_rules.check_url(url, self._options.policy)
         try:
