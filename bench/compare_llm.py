@@ -11,7 +11,10 @@ both systems see the same delays) and answers. This measures the platform, not a
   `bench.celery_llm` (the openai SDK's sync client) in the ``threads`` and ``gevent`` pools at
   the same concurrency, and ``prefork`` at the concurrency that fits agentprod's worker memory
   at that level: ``(budget - parent) // child``, the parent's and a child's PSS calibrated once
-  at the start, the budget the PSS of agentprod's most recent worker at that level.
+  at the start, the budget the PSS of agentprod's most recent worker at that level. The issue's
+  comparison is at the same memory, so ``threads`` and ``gevent`` also run as
+  ``celery-<pool>@mem``: with as many slots as fit that budget, by the idle PSS and the PSS per
+  busy slot of their latest run at the full level (at most the level).
 
 Per (level, system), fresh worker processes: a warm-up worker runs ``min(C, 64)`` tasks and
 gives the idle memory, then stops; ``4 C`` tasks are queued with no worker running (agentprod
@@ -67,7 +70,14 @@ from bench.stack import Stack, percentile, real_stack
 
 AGENTPROD = "agentprod"
 POOLS = ("threads", "gevent", "prefork")
-SYSTEMS = (AGENTPROD, *(f"celery-{pool}" for pool in POOLS))
+#: The I/O pools again, with as many slots as fit agentprod's worker memory at that level.
+SAME_MEMORY = "@mem"
+SIZED_POOLS = ("threads", "gevent")
+SYSTEMS = (
+    AGENTPROD,
+    *(f"celery-{pool}" for pool in POOLS),
+    *(f"celery-{pool}{SAME_MEMORY}" for pool in SIZED_POOLS),
+)
 BACKLOG_PER_SLOT = 4
 WARMUP_MAX = 64
 POLL_SECONDS = 0.5
@@ -114,6 +124,15 @@ def overheads_ms(
         (done - start - delay) * 1000
         for start, done, delay in zip(sent, finishes, delays, strict=True)
     ]
+
+
+def slots_in_budget(budget_mb: float, idle_mb: float, kb_per_slot: float, cap: int) -> int:
+    """Slots of a thread or greenlet pool that fit a memory budget: its idle memory plus
+    `kb_per_slot` per busy slot, both measured at full concurrency (at least 1, at most
+    `cap`)."""
+    if kb_per_slot <= 0:
+        return cap
+    return max(1, min(cap, math.floor((budget_mb - idle_mb) * 1024 / kb_per_slot)))
 
 
 def prefork_concurrency(budget_mb: float, parent_mb: float, child_mb: float) -> int:
@@ -481,13 +500,13 @@ def paired(
 
 def _print_round(number: int, results: Round) -> None:
     print(f"\n== round {number}")
-    print(f"{'level':>5} {'system':<15} {'conc':>5} " + " ".join(f"{c[0]:>10}" for c in COLUMNS))
+    print(f"{'level':>5} {'system':<19} {'conc':>5} " + " ".join(f"{c[0]:>10}" for c in COLUMNS))
     for (level, system), r in sorted(results.items()):
         if r is None:
-            print(f"{level:>5} {system:<15} {'-':>5} FAILED (see above)")
+            print(f"{level:>5} {system:<19} {'-':>5} FAILED (see above)")
             continue
         cells = " ".join(f"{fmt.format(_value(r, attr)):>10}" for _, attr, fmt in COLUMNS)
-        print(f"{level:>5} {system:<15} {r.concurrency:>5} {cells}")
+        print(f"{level:>5} {system:<19} {r.concurrency:>5} {cells}")
     sys.stdout.flush()
 
 
@@ -497,7 +516,10 @@ def _print_summary(history: list[Round], levels: list[int]) -> None:
         "ratio = agentprod / celery pool, paired per round"
     )
     for level in levels:
-        print(f"\n-- concurrency {level} (prefork: as many children as fit agentprod's memory)")
+        print(
+            f"\n-- concurrency {level} (prefork and @mem: as many children or slots as fit "
+            "agentprod's worker memory)"
+        )
         print(f"{'metric':<20} " + " ".join(f"{s:>24}" for s in SYSTEMS))
         for label, attr, _ in (*COLUMNS, ("concurrency", "concurrency", "")):
             values = {s: _ran(history, level, s, attr) for s in SYSTEMS}
@@ -531,20 +553,32 @@ def _phase(
     budget: dict[int, float],
     prefork_pss: tuple[float, float],
     args: argparse.Namespace,
+    full: dict[tuple[int, str], LevelResult],
 ) -> LevelResult:
-    """One system at one level; agentprod's peak memory sets prefork's budget at that level
-    (`prefork_pss`: the prefork parent's and one child's PSS, MB)."""
+    """One system at one level; agentprod's peak memory sets the budget at that level of
+    prefork (`prefork_pss`: its parent's and one child's PSS, MB) and of the `@mem` pools
+    (sized by the idle memory and memory per slot of their latest run at the full level,
+    `full`)."""
     if system == AGENTPROD:
         result = run_agentprod(stack, model.url, level, args)
         budget[level] = result.peak_mb
         return result
     pool = system.removeprefix("celery-")
     conc = level
+    if (pool == "prefork" or pool.endswith(SAME_MEMORY)) and level not in budget:
+        raise RuntimeError("no memory budget: agentprod's phase at this level failed")
     if pool == "prefork":
-        if level not in budget:
-            raise RuntimeError("no memory budget: agentprod's phase at this level failed")
         conc = prefork_concurrency(budget[level], *prefork_pss)
-    return run_celery(rig, pool, conc, args)
+    elif pool.endswith(SAME_MEMORY):
+        pool = pool.removesuffix(SAME_MEMORY)
+        sizing = full.get((level, pool))
+        if sizing is None:
+            raise RuntimeError(f"no memory per slot: celery-{pool} at {level} has not run")
+        conc = slots_in_budget(budget[level], sizing.idle_mb, sizing.kb_per_in_flight, level)
+    result = run_celery(rig, pool, conc, args)
+    if conc == level:
+        full[(level, pool)] = result
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -590,6 +624,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             parent_mb, child_mb = calibrate_prefork(rig)
             print(f"prefork calibration: parent {parent_mb:.1f} MB, child {child_mb:.1f} MB PSS")
             budget: dict[int, float] = {}
+            full: dict[tuple[int, str], LevelResult] = {}
             for number in range(1, args.rounds + 1):
                 results: Round = {}
                 for level in levels:
@@ -605,6 +640,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                 budget,
                                 (parent_mb, child_mb),
                                 args,
+                                full,
                             )
                         except (TimeoutError, RuntimeError) as error:
                             # a phase that lost a task is a result of its own, not the run's end

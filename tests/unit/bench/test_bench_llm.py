@@ -13,6 +13,7 @@ from bench.compare_llm import (
     overheads_ms,
     paired,
     prefork_concurrency,
+    slots_in_budget,
     throughput,
 )
 from bench.llm_server import delay_for, last_user_content, tokens_of
@@ -60,6 +61,14 @@ def test_prefork_children_fit_the_budget() -> None:
     assert prefork_concurrency(60.0, 40.0, 50.0) == 1  # never below one child
     with pytest.raises(ValueError, match="positive"):
         prefork_concurrency(100.0, 10.0, 0.0)
+
+
+def test_a_pool_gets_the_slots_that_fit_the_budget_at_most_the_level() -> None:
+    # 138 MB budget, 88.5 MB idle, 60 KB per busy slot: 49.5 MB / 60 KB = 844.8 slots
+    assert slots_in_budget(138.0, 88.5, 60.0, 1024) == 844
+    assert slots_in_budget(300.0, 88.5, 60.0, 1024) == 1024  # fits whole: the level itself
+    assert slots_in_budget(100.0, 124.0, 147.0, 1024) == 1  # idle alone is over: one slot
+    assert slots_in_budget(100.0, 50.0, 0.0, 64) == 64  # no growth measured: no limit from it
 
 
 def _result(tasks_per_s: float) -> LevelResult:
