@@ -13,8 +13,10 @@ both systems see the same delays) and answers. This measures the platform, not a
   at that level: ``(budget - parent) // child``, the parent's and a child's PSS calibrated once
   at the start, the budget the PSS of agentprod's most recent worker at that level. The issue's
   comparison is at the same memory, so ``threads`` and ``gevent`` also run as
-  ``celery-<pool>@mem``: with as many slots as fit that budget, by the idle PSS and the PSS per
-  busy slot of their latest run at the full level (at most the level).
+  ``celery-<pool>@mem``: with the most slots (at most the level) whose measured peak PSS fits
+  that budget. The slot count is searched with real runs (at most ``FIT_RUNS``), each guess
+  interpolated from the peaks the pool's runs so far measured (`fitted_slots`); the phase
+  reports its run with the most slots that fit.
 
 Per (level, system), fresh worker processes: a warm-up worker runs ``min(C, 64)`` tasks and
 gives the idle memory, then stops; ``4 C`` tasks are queued with no worker running (agentprod
@@ -42,7 +44,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
@@ -73,6 +75,10 @@ POOLS = ("threads", "gevent", "prefork")
 #: The I/O pools again, with as many slots as fit agentprod's worker memory at that level.
 SAME_MEMORY = "@mem"
 SIZED_POOLS = ("threads", "gevent")
+#: An `@mem` pool's peak may exceed agentprod's by this share and still count as the same memory.
+FIT_TOLERANCE = 0.03
+#: Runs per `@mem` phase at most, while the slot count that fits the budget is searched.
+FIT_RUNS = 4
 SYSTEMS = (
     AGENTPROD,
     *(f"celery-{pool}" for pool in POOLS),
@@ -126,13 +132,39 @@ def overheads_ms(
     ]
 
 
-def slots_in_budget(budget_mb: float, idle_mb: float, kb_per_slot: float, cap: int) -> int:
-    """Slots of a thread or greenlet pool that fit a memory budget: its idle memory plus
-    `kb_per_slot` per busy slot, both measured at full concurrency (at least 1, at most
-    `cap`)."""
-    if kb_per_slot <= 0:
+def fits_budget(peak_mb: float, budget_mb: float) -> bool:
+    """Within `FIT_TOLERANCE` over the budget is the same memory (agentprod's peak itself
+    moves by a few MB from run to run)."""
+    return peak_mb <= budget_mb * (1 + FIT_TOLERANCE)
+
+
+def fitted_slots(budget_mb: float, peaks: Mapping[int, float], cap: int) -> int:
+    """The next slot count to try for a thread or greenlet pool to fit a memory budget, from
+    the peak PSS (MB) its runs so far measured per slot count (`peaks`, every level's).
+
+    Between the largest count that fits (`fits_budget`) and the next larger one that does not,
+    the guess is interpolated linearly; with no count over the budget it is `cap`; with none
+    that fits, one slot. A pool's memory is not linear in its slots (a thread pool's first
+    threads cost the most), so the guess goes halfway from the linear one to the bracket's
+    middle, and a run checks it."""
+    limit = budget_mb * (1 + FIT_TOLERANCE)
+    fits = [n for n, peak in peaks.items() if fits_budget(peak, budget_mb) and n <= cap]
+    if not fits:
+        return 1
+    low = max(fits)
+    over = [n for n, peak in peaks.items() if not fits_budget(peak, budget_mb) and n > low]
+    if not over:
         return cap
-    return max(1, min(cap, math.floor((budget_mb - idle_mb) * 1024 / kb_per_slot)))
+    high = min(over)
+    step = (peaks[high] - peaks[low]) / (high - low)
+    linear = low + (limit - peaks[low]) / step if step > 0 else high - 1
+    return max(low, min(cap, high - 1, math.floor((linear + (low + high) / 2) / 2)))
+
+
+def best_fit(peaks: Mapping[int, float], budget_mb: float) -> int:
+    """Of the slot counts run, the most whose peak fits the budget (else the fewest)."""
+    fits = [n for n, peak in peaks.items() if fits_budget(peak, budget_mb)]
+    return max(fits) if fits else min(peaks)
 
 
 def prefork_concurrency(budget_mb: float, parent_mb: float, child_mb: float) -> int:
@@ -553,32 +585,51 @@ def _phase(
     budget: dict[int, float],
     prefork_pss: tuple[float, float],
     args: argparse.Namespace,
-    full: dict[tuple[int, str], LevelResult],
+    peaks: dict[str, dict[int, float]],
 ) -> LevelResult:
     """One system at one level; agentprod's peak memory sets the budget at that level of
     prefork (`prefork_pss`: its parent's and one child's PSS, MB) and of the `@mem` pools
-    (sized by the idle memory and memory per slot of their latest run at the full level,
-    `full`)."""
+    (searched with the peaks per slot count their runs measured, `peaks`)."""
     if system == AGENTPROD:
         result = run_agentprod(stack, model.url, level, args)
         budget[level] = result.peak_mb
         return result
     pool = system.removeprefix("celery-")
-    conc = level
     if (pool == "prefork" or pool.endswith(SAME_MEMORY)) and level not in budget:
         raise RuntimeError("no memory budget: agentprod's phase at this level failed")
-    if pool == "prefork":
-        conc = prefork_concurrency(budget[level], *prefork_pss)
-    elif pool.endswith(SAME_MEMORY):
+    if pool.endswith(SAME_MEMORY):
         pool = pool.removesuffix(SAME_MEMORY)
-        sizing = full.get((level, pool))
-        if sizing is None:
-            raise RuntimeError(f"no memory per slot: celery-{pool} at {level} has not run")
-        conc = slots_in_budget(budget[level], sizing.idle_mb, sizing.kb_per_in_flight, level)
+        return _fit_to_budget(rig, pool, level, budget[level], args, peaks.setdefault(pool, {}))
+    conc = prefork_concurrency(budget[level], *prefork_pss) if pool == "prefork" else level
     result = run_celery(rig, pool, conc, args)
-    if conc == level:
-        full[(level, pool)] = result
+    peaks.setdefault(pool, {})[conc] = result.peak_mb
     return result
+
+
+def _fit_to_budget(
+    rig: CeleryRig,
+    pool: str,
+    level: int,
+    budget_mb: float,
+    args: argparse.Namespace,
+    peaks: dict[int, float],
+) -> LevelResult:
+    """The run of `pool` with the most slots (at most `level`) whose peak PSS fits
+    `budget_mb`, searched with at most FIT_RUNS runs; every run's peak joins `peaks`."""
+    runs: dict[int, LevelResult] = {}
+    for _ in range(FIT_RUNS):
+        slots = fitted_slots(budget_mb, peaks, level)
+        if slots in runs:
+            break
+        runs[slots] = result = run_celery(rig, pool, slots, args)
+        peaks[slots] = result.peak_mb
+        verdict = "fits" if fits_budget(result.peak_mb, budget_mb) else "over"
+        print(
+            f"    celery-{pool}{SAME_MEMORY}: {slots} slots, peak {result.peak_mb:.1f} MB "
+            f"for a budget of {budget_mb:.1f} MB ({verdict}), {result.tasks_per_s:.1f} tasks/s",
+            flush=True,
+        )
+    return runs[best_fit({n: r.peak_mb for n, r in runs.items()}, budget_mb)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -624,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             parent_mb, child_mb = calibrate_prefork(rig)
             print(f"prefork calibration: parent {parent_mb:.1f} MB, child {child_mb:.1f} MB PSS")
             budget: dict[int, float] = {}
-            full: dict[tuple[int, str], LevelResult] = {}
+            peaks: dict[str, dict[int, float]] = {}
             for number in range(1, args.rounds + 1):
                 results: Round = {}
                 for level in levels:
@@ -640,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                 budget,
                                 (parent_mb, child_mb),
                                 args,
-                                full,
+                                peaks,
                             )
                         except (TimeoutError, RuntimeError) as error:
                             # a phase that lost a task is a result of its own, not the run's end

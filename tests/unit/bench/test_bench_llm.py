@@ -10,10 +10,12 @@ from bench.compare_llm import (
     AGENTPROD,
     LevelResult,
     Round,
+    best_fit,
+    fits_budget,
+    fitted_slots,
     overheads_ms,
     paired,
     prefork_concurrency,
-    slots_in_budget,
     throughput,
 )
 from bench.llm_server import delay_for, last_user_content, tokens_of
@@ -63,12 +65,22 @@ def test_prefork_children_fit_the_budget() -> None:
         prefork_concurrency(100.0, 10.0, 0.0)
 
 
-def test_a_pool_gets_the_slots_that_fit_the_budget_at_most_the_level() -> None:
-    # 138 MB budget, 88.5 MB idle, 60 KB per busy slot: 49.5 MB / 60 KB = 844.8 slots
-    assert slots_in_budget(138.0, 88.5, 60.0, 1024) == 844
-    assert slots_in_budget(300.0, 88.5, 60.0, 1024) == 1024  # fits whole: the level itself
-    assert slots_in_budget(100.0, 124.0, 147.0, 1024) == 1  # idle alone is over: one slot
-    assert slots_in_budget(100.0, 50.0, 0.0, 64) == 64  # no growth measured: no limit from it
+def test_the_search_for_slots_that_fit_starts_at_one_and_brackets_the_budget() -> None:
+    assert fitted_slots(94.0, {}, 64) == 1  # nothing measured: the smallest pool first
+    assert fitted_slots(94.0, {64: 120.0}, 64) == 1  # the full pool is over
+    assert fitted_slots(300.0, {64: 120.0}, 64) == 64  # it fits whole: the level itself
+    # between 1 slot (81 MB) and 64 (120 MB) for 94 MB (+3 %): linear 26.6, middle 32.5 -> 29
+    assert fitted_slots(94.0, {1: 81.0, 64: 120.0}, 64) == 29
+    # a bracket past the level is cut to the level
+    assert fitted_slots(144.0, {1: 81.0, 1024: 275.0}, 64) == 64
+    assert fitted_slots(94.0, {10: 90.0, 11: 99.0}, 64) == 10  # converged: the same count again
+
+
+def test_a_peak_a_little_over_the_budget_is_the_same_memory() -> None:
+    assert fits_budget(96.8, 94.0)
+    assert not fits_budget(97.0, 94.0)
+    assert best_fit({1: 81.0, 16: 96.0, 29: 108.0}, 94.0) == 16
+    assert best_fit({16: 99.0, 29: 108.0}, 94.0) == 16  # none fits: the smallest run
 
 
 def _result(tasks_per_s: float) -> LevelResult:
