@@ -155,9 +155,8 @@ def fitted_slots(budget_mb: float, peaks: Mapping[int, float], cap: int) -> int:
     over = [n for n, peak in peaks.items() if not fits_budget(peak, budget_mb) and n > low]
     if not over:
         return cap
-    high = min(over)
-    step = (peaks[high] - peaks[low]) / (high - low)
-    linear = low + (limit - peaks[low]) / step if step > 0 else high - 1
+    high = min(over)  # over the limit where `low` is within it: the step is positive
+    linear = low + (limit - peaks[low]) * (high - low) / (peaks[high] - peaks[low])
     return max(low, min(cap, high - 1, math.floor((linear + (low + high) / 2) / 2)))
 
 
@@ -602,7 +601,8 @@ def _phase(
         return _fit_to_budget(rig, pool, level, budget[level], args, peaks.setdefault(pool, {}))
     conc = prefork_concurrency(budget[level], *prefork_pss) if pool == "prefork" else level
     result = run_celery(rig, pool, conc, args)
-    peaks.setdefault(pool, {})[conc] = result.peak_mb
+    if pool in SIZED_POOLS:
+        peaks.setdefault(pool, {})[conc] = result.peak_mb
     return result
 
 
