@@ -128,6 +128,14 @@ def test_scales_up_on_lag_and_back_to_zero(
     seen = status(cluster)
     assert seen["desiredReplicas"] == expected
     assert seen["lastScaleTime"]
+    # the step from zero is an Activation; the poll after it, at the new replicas, a Target
+    wait_for(
+        lambda: (
+            (cluster.condition("price-alerts", "ScalingActive") or {}).get("reason") == "Target"
+        ),
+        timeout=2 * POLL_SECONDS + SLACK_SECONDS,
+        what="ScalingActive at Target the poll after the activation",
+    )
     active = cluster.condition("price-alerts", "ScalingActive")
     assert active is not None
     assert (active["status"], active["reason"]) == ("True", "Target"), active
