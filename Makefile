@@ -45,15 +45,9 @@ test: install system-deps lint typecheck
 ## (containerd, runc, CNI plugins, nftables, buildah, debootstrap), the node's images built
 ## from the Dockerfiles, skaffold's JSON schema, the OpenTelemetry Collector (built with
 ## Go, for the tracing test) and Debian's chromium (the console's browser test); cached under
-## $(AGENTPROD_CACHE).
+## $(AGENTPROD_CACHE). The steps run in parallel lanes, each one timed (hack/harness/lanes.py).
 system-deps: install
-	$(HARNESS) deps
-	$(HARNESS) control-plane
-	$(HARNESS) node-deps
-	$(HARNESS) schemas
-	$(HARNESS) llm-deps
-	$(HARNESS) otelcol
-	$(HARNESS) browser
+	$(HARNESS) system-deps
 
 ## Lint, types, import contracts and the unit tests: the quick everyday loop (no servers).
 check: lint typecheck unit

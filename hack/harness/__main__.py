@@ -1,6 +1,7 @@
 """CLI for the developer services: ``PYTHONPATH=hack python -m harness up|down|status|jars|deps``
 (and ``schemas``: the JSON schemas the unit tests validate against; ``llm-deps|llm-up|llm-down``:
-the local llama.cpp model server, see harness/llm.py).
+the local llama.cpp model server, see harness/llm.py; ``system-deps``: every install step, in
+parallel lanes, see harness/lanes.py).
 
 ``up`` prints the endpoints on stdout in ``.env`` syntax (progress goes to stderr), so
 ``python -m harness up > .env.local`` works. State lives in ``<repo>/.cache/services``.
@@ -234,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "llm-down",
             "otelcol",
             "browser",
+            "system-deps",
         ),
     )
     args = parser.parse_args(argv)
@@ -262,6 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_browser()
         elif args.command == "otelcol":
             cmd_otelcol()
+        elif args.command == "system-deps":
+            from harness import lanes
+
+            return lanes.main()
         elif args.command.startswith("llm-"):
             cmd_llm(args.command)
         else:

@@ -3,10 +3,9 @@ browser here): installed by `make system-deps` (`python -m harness browser`) whe
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
+from harness import apt
 from harness.processes import ServiceError
 
 #: Headless, no sandbox (root in a container), and nothing that reaches out to the internet.
@@ -32,16 +31,7 @@ def require_chromium() -> str:
     found = shutil.which("chromium")
     if found is not None:
         return found
-    if os.geteuid() != 0:
-        raise ServiceError("chromium not found; install it (apt-get install chromium)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-    ):
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
-        if done.returncode != 0:
-            raise ServiceError(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr}")
+    apt.install(["chromium"])
     found = shutil.which("chromium")
     if found is None:
         raise ServiceError("chromium still missing after apt-get install")

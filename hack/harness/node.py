@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness import apt
 from harness.apps import free_port
 from harness.kubernetes import SERVICE_CIDR, ControlPlane
 from harness.processes import (
@@ -76,17 +77,7 @@ def ensure_packages() -> list[str]:
     ]
     if not missing:
         return []
-    if os.geteuid() != 0:
-        raise ServiceError(f"missing {missing}: apt-get install {' '.join(missing)} (as root)")
-    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    for argv in (
-        ["apt-get", *lock, "update", "-q"],
-        ["apt-get", *lock, "install", "-y", "-q", "--no-install-recommends", *missing],
-    ):
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
-        if done.returncode != 0:
-            raise ServiceError(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr}")
+    apt.install(missing)
     return missing
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
 from pathlib import Path
 
+from harness import apt
 from harness.processes import (
     ServiceError,
     kill_process,
@@ -28,18 +28,7 @@ def ensure_redis_server() -> str:
     found = shutil.which("redis-server")
     if found is not None:
         return found
-    if os.geteuid() != 0:
-        raise ServiceError("redis-server not found; install it (apt-get install redis-server)")
-    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "redis-server"]):
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        if done.returncode != 0:
-            raise ServiceError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
+    apt.install(["redis-server"], recommends=True)
     found = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(found).is_file():
         raise ServiceError("redis-server still missing after apt-get install")
