@@ -2,13 +2,15 @@
 
 One `agentprod api`, one `agentprod worker` (the `chat` agent, ``WORKER_CONCURRENCY`` =
 ``--level``) and the loopback model server of `bench.compare_llm` (1-2 s per call) on the real
-stack. After a warm-up of 64 tasks, ``6 x level`` tasks are queued while the worker runs, and
-py-spy records the worker (raw folded stacks, `--out`) until they are done. Printed: tasks/s,
-worker CPU per task, how many slots were busy, and the mean run time of a task (claim to finish)
-against the model server's own delay, split into the model call as the worker timed it and the
-agent's work around it.
+stack. After a warm-up of 64 tasks, ``6 x level`` tasks are queued while the worker runs (the
+API's pace feeds it), or with ``--backlog`` before a fresh worker starts (it drains them, as in
+`bench.compare_llm`), and py-spy records the worker (raw folded stacks, `--out`; ``--native``
+adds C frames, where the cyclic collector shows) until they are done. Printed: tasks/s, worker
+CPU per task, how many slots were busy, the worker's garbage collections per generation, and
+the mean run time of a task (claim to finish) against the model server's own delay, split into
+the model call as the worker timed it and the agent's work around it.
 
-    python -m bench.profile_worker --level 256 --out worker.folded [VAR=value ...]
+    python -m bench.profile_worker --level 256 --out worker.folded [--backlog] [VAR=value ...]
 
 Extra ``VAR=value`` arguments go into the worker's environment (e.g. ``LLM_HTTP_TRANSPORT=httpx``
 to profile the SDK's default transport).
@@ -45,11 +47,30 @@ def _in_flight(url: str) -> float | None:
     return None
 
 
+def gc_collections(metrics_text: str) -> dict[int, float]:
+    """`python_gc_collections_total` per generation from a Prometheus exposition (pure)."""
+    counts: dict[int, float] = {}
+    prefix = 'python_gc_collections_total{generation="'
+    for line in metrics_text.splitlines():
+        if line.startswith(prefix):
+            generation, _, value = line[len(prefix) :].partition('"} ')
+            counts[int(generation)] = float(value)
+    return counts
+
+
+def _gc_counts(url: str) -> dict[int, float]:
+    return gc_collections(httpx.get(f"{url}/metrics", timeout=5).text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--level", type=int, default=256, help="WORKER_CONCURRENCY")
     parser.add_argument("--out", type=Path, required=True, help="py-spy's raw folded stacks")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    parser.add_argument(
+        "--backlog", action="store_true", help="queue the tasks before a fresh worker starts"
+    )
+    parser.add_argument("--native", action="store_true", help="py-spy records C frames too")
     parser.add_argument("env", nargs="*", help="VAR=value for the worker")
     args = parser.parse_args(argv)
     extra = dict(item.split("=", 1) for item in args.env if "=" in item)
@@ -72,10 +93,15 @@ def main(argv: list[str] | None = None) -> None:
 
             contents = compare_llm._contents(BACKLOG_PER_SLOT * args.level, run + "b")
             bodies = compare_llm._bodies(contents)
+            if args.backlog:
+                worker.terminate()
             ids, _, _ = asyncio.run(_post_all(api.url, bodies, compare_llm.CLIENTS))
+            if args.backlog:
+                worker = stack.launch("worker", env)
             process = psutil.Process(worker.process.pid)
             cpu_before = sum(process.cpu_times()[:2])
-            profiler = py_spy(worker.process.pid, args.out, rate=args.rate)
+            gc_before = _gc_counts(worker.url)
+            profiler = py_spy(worker.process.pid, args.out, rate=args.rate, native=args.native)
             busy: list[float] = []
             done = threading.Event()
 
@@ -90,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
             times = compare_llm._poll(client, ids, read, timeout=600)
             done.set()
             cpu = sum(process.cpu_times()[:2]) - cpu_before
+            gc_after = _gc_counts(worker.url)
+            collections = {g: gc_after[g] - gc_before.get(g, 0.0) for g in sorted(gc_after)}
             profiler.send_signal(signal.SIGINT)
             profiler.wait(30)
 
@@ -107,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"level {args.level}: {len(ids)} tasks, {rate:.1f} tasks/s, worker CPU "
                 f"{1000 * cpu / len(ids):.2f} ms/task, slots busy p50 "
-                f"{busy[len(busy) // 2] if busy else float('nan'):.0f}\n"
+                f"{busy[len(busy) // 2] if busy else float('nan'):.0f}, garbage collections "
+                + ", ".join(f"gen{g} {n:.0f}" for g, n in collections.items())
+                + "\n"
                 f"per task (mean): model server delay {1000 * statistics.mean(delays):.0f} ms, "
                 f"model call {statistics.mean(model_ms):.0f} ms, agent run "
                 f"{statistics.mean(agent_ms):.0f} ms, claim to finish "

@@ -98,9 +98,13 @@ def percentile(values: list[float], fraction: float) -> float:
     return cut[min(len(cut) - 1, max(0, round(fraction * 1000) - 1))]
 
 
-def py_spy(pid: int, out: Path, *, rate: int = 100) -> subprocess.Popen[bytes]:
+def py_spy(
+    pid: int, out: Path, *, rate: int = 100, native: bool = False
+) -> subprocess.Popen[bytes]:
     """py-spy recording `pid` into `out` (raw folded stacks) until SIGINT."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     argv = [spy, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "-r", str(rate)]
+    if native:
+        argv.append("--native")
     argv.append("--nonblocking")  # no pausing the process per sample
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -19,6 +19,7 @@ from bench.compare_llm import (
     throughput,
 )
 from bench.llm_server import delay_for, last_user_content, tokens_of
+from bench.profile_worker import gc_collections
 
 
 def test_delay_is_a_function_of_the_content_within_bounds() -> None:
@@ -95,3 +96,13 @@ def test_a_failed_phase_drops_out_of_the_paired_ratios() -> None:
     ]
     ours, theirs = paired(history, 64, "celery-gevent", "tasks_per_s")
     assert (ours, theirs) == ([30.0], [20.0])
+
+
+def test_the_garbage_collections_are_read_per_generation() -> None:
+    exposition = (
+        "# HELP python_gc_collections_total Number of times this generation was collected\n"
+        'python_gc_collections_total{generation="0"} 39.0\n'
+        'python_gc_collections_total{generation="2"} 3.0\n'
+        'python_gc_objects_collected_total{generation="1"} 83.0\n'
+    )
+    assert gc_collections(exposition) == {0: 39.0, 2: 3.0}
