@@ -162,6 +162,15 @@ def cmd_node_deps() -> None:
         print(f"image {image} {archive}")
 
 
+def cmd_node_packages() -> None:
+    """The node's Debian packages (containerd, runc, CNI plugins, nftables, buildah,
+    debootstrap) when missing."""
+    from harness.node import ensure_packages
+
+    added = ensure_packages()
+    print(f"apt-get installed {' '.join(added)}" if added else "node packages present")
+
+
 def cmd_images() -> None:
     """Build (or reuse) the node's images and print their archives."""
     from harness.cluster import ensure_images
@@ -229,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "control-plane",
             "images",
             "node-deps",
+            "node-packages",
             "schemas",
             "llm-deps",
             "llm-up",
@@ -260,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_images()
         elif args.command == "node-deps":
             cmd_node_deps()
+        elif args.command == "node-packages":
+            cmd_node_packages()
         elif args.command == "browser":
             cmd_browser()
         elif args.command == "otelcol":

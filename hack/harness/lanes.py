@@ -5,8 +5,9 @@ control plane ~18 min and of the collector ~2 min, the node's Debian packages an
 ~8 min, the llama-cpp-python wheel and the model ~9 min, the rest ~3 min. Much of that is
 waiting on downloads and on one-threaded phases (module resolution, linking, debootstrap), so
 the steps run in lanes side by side. A lane runs its steps in order (a step may need the one
-before: the node's images need its binaries); lanes share nothing but apt, which
-`harness.apt` takes one at a time. Each step is its own ``python -m harness <step>``, so its
+before: the images are built with the node's buildah); lanes share nothing but apt, which
+`harness.apt` takes one at a time, and the RocketMQ jars, which `harness.rocketmq` fetches
+under a lock. Each step is its own ``python -m harness <step>``, so its
 output stays whole: it is printed when the step ends, with how long it took.
 """
 
@@ -20,8 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 #: Lanes of harness commands; the CPU-heavy builds (control plane, llama.cpp) in different lanes.
+#: `control-plane` builds the node's binaries too; `node-packages` and `images` are the rest of
+#: `node-deps`.
 LANES: tuple[tuple[str, ...], ...] = (
-    ("control-plane", "node-deps"),
+    ("control-plane",),
+    ("node-packages", "images"),
     ("llm-deps", "otelcol"),
     ("deps", "schemas", "browser"),
 )
