@@ -7,27 +7,15 @@ lists and on dpkg, so every call here holds one file lock first (and asks dpkg t
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from harness.processes import ServiceError
+from harness.processes import ServiceError, file_lock
 
 LOCK_FILE = Path("/var/lock/agentprod-apt.lock")
 DPKG_WAIT = ["-o", "DPkg::Lock::Timeout=300"]
-
-
-@contextlib.contextmanager
-def _one_at_a_time() -> Iterator[None]:
-    with LOCK_FILE.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def install(packages: Sequence[str], *, recommends: bool = False) -> None:
@@ -36,7 +24,7 @@ def install(packages: Sequence[str], *, recommends: bool = False) -> None:
         raise ServiceError(f"missing {' '.join(packages)}: apt-get install them (as root)")
     extra = [] if recommends else ["--no-install-recommends"]
     env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    with _one_at_a_time():
+    with file_lock(LOCK_FILE):
         for argv in (
             ["apt-get", *DPKG_WAIT, "update", "-q"],
             ["apt-get", *DPKG_WAIT, "install", "-y", "-q", *extra, *packages],

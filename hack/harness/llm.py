@@ -12,8 +12,6 @@ Callers: ``python -m harness llm-deps | llm-up | llm-down`` (``make system-deps`
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -22,11 +20,11 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from harness.processes import (
     ServiceError,
+    file_lock,
     log_tail,
     read_pidfile,
     remove_pidfile,
@@ -56,18 +54,6 @@ def llm_cache(cache: Path) -> Path:
     return cache / "llm"
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One builder at a time (two checkouts may run `make system-deps` together)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _pip(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pip", *args],
@@ -89,7 +75,7 @@ def cached_wheel(cache: Path) -> Path | None:
 
 def ensure_wheel(cache: Path) -> Path:
     """The cached llama-cpp-python wheel, built from the sdist when missing."""
-    with _locked(llm_cache(cache) / "build.lock"):
+    with file_lock(llm_cache(cache) / "build.lock"):
         wheel = cached_wheel(cache)
         if wheel is not None:
             return wheel
@@ -141,7 +127,7 @@ def ensure_model(cache: Path) -> Path:
     target = models / MODEL_FILE
     if target.is_file():
         return target
-    with _locked(llm_cache(cache) / "model.lock"):
+    with file_lock(llm_cache(cache) / "model.lock"):
         if target.is_file():
             return target
         downloads = llm_cache(cache) / "downloads"
