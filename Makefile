@@ -45,7 +45,8 @@ test: install system-deps lint typecheck
 ## (containerd, runc, CNI plugins, nftables, buildah, debootstrap), the node's images built
 ## from the Dockerfiles, skaffold's JSON schema, the OpenTelemetry Collector (built with
 ## Go, for the tracing test) and Debian's chromium (the console's browser test); cached under
-## $(AGENTPROD_CACHE). The steps run in parallel lanes, each one timed (hack/harness/lanes.py).
+## $(AGENTPROD_CACHE). The builds run one at a time, downloads and apt beside them, each step
+## timed (hack/harness/lanes.py).
 system-deps: install
 	$(HARNESS) system-deps
 

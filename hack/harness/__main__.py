@@ -1,7 +1,7 @@
 """CLI for the developer services: ``PYTHONPATH=hack python -m harness up|down|status|jars|deps``
 (and ``schemas``: the JSON schemas the unit tests validate against; ``llm-deps|llm-up|llm-down``:
 the local llama.cpp model server, see harness/llm.py; ``system-deps``: every install step, in
-parallel lanes, see harness/lanes.py).
+two lanes, see harness/lanes.py).
 
 ``up`` prints the endpoints on stdout in ``.env`` syntax (progress goes to stderr), so
 ``python -m harness up > .env.local`` works. State lives in ``<repo>/.cache/services``.
@@ -172,9 +172,12 @@ def cmd_node_packages() -> None:
 
 
 def cmd_images() -> None:
-    """Build (or reuse) the node's images and print their archives."""
+    """Build (or reuse) the node's images and print their archives (buildah and debootstrap
+    installed first when missing: the node's packages)."""
     from harness.cluster import ensure_images
+    from harness.node import ensure_packages
 
+    ensure_packages()
     for image, archive in ensure_images().items():
         print(f"{image} {archive}")
 

@@ -1,14 +1,17 @@
-"""`make system-deps`: the harness's install steps in parallel lanes, each step timed.
+"""`make system-deps`: the harness's install steps in two lanes, each step timed.
 
-On a fresh machine the steps take ~40 min one after another (2026-12-02): the Go builds of the
+On a fresh machine the steps took ~40 min one after another (2026-12-02): the Go builds of the
 control plane ~18 min and of the collector ~2 min, the node's Debian packages and images
-~8 min, the llama-cpp-python wheel and the model ~9 min, the rest ~3 min. Much of that is
-waiting on downloads and on one-threaded phases (module resolution, linking, debootstrap), so
-the steps run in lanes side by side. A lane runs its steps in order (a step may need the one
-before: the images are built with the node's buildah); lanes share nothing but apt, which
-`harness.apt` takes one at a time, and the RocketMQ jars, which `harness.rocketmq` fetches
-under a lock. Each step is its own ``python -m harness <step>``, so its
-output stays whole: it is printed when the step ends, with how long it took.
+~8.5 min, the llama-cpp-python wheel and the model ~9 min, the rest ~3 min. The builds are
+CPU-bound on 2 cores: run side by side in three lanes they took 38.8 min, against 39.5 one
+after another, and each step's time said nothing. So the builds run one after another in one
+lane, and the steps that mostly wait on downloads and apt (the RocketMQ jars, redis-server,
+chromium, the node's packages, the skaffold schema) run beside them. A lane runs its steps in
+order. Lanes share only apt, which `harness.apt` takes one at a time (the images need the
+node's buildah: `images` installs it if the other lane has not yet), and the RocketMQ jars,
+which `harness.rocketmq` fetches under a lock. Each step is its own
+``python -m harness <step>``, so its output stays whole: it is printed when the step ends,
+with how long it took.
 """
 
 from __future__ import annotations
@@ -20,14 +23,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-#: Lanes of harness commands; the CPU-heavy builds (control plane, llama.cpp) in different lanes.
+#: Lanes of harness commands: the CPU-bound builds in one, the downloads and apt in the other.
 #: `control-plane` builds the node's binaries too; `node-packages` and `images` are the rest of
-#: `node-deps`.
+#: `node-deps` (`images` installs the packages itself if the other lane has not yet: apt's lock
+#: makes it wait for that lane's install).
 LANES: tuple[tuple[str, ...], ...] = (
-    ("control-plane",),
-    ("node-packages", "images"),
-    ("llm-deps", "otelcol"),
-    ("deps", "schemas", "browser"),
+    ("control-plane", "llm-deps", "otelcol", "images"),
+    ("node-packages", "deps", "schemas", "browser"),
 )
 
 
