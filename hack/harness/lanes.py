@@ -76,7 +76,7 @@ def run_lane(
 def run_lanes(
     lanes: Sequence[Sequence[str]], runner: Runner, report: Callable[[StepResult], None]
 ) -> list[StepResult]:
-    """Every lane at once; the results of all steps that ran, in the order they ended."""
+    """Every lane at once; the results of all steps that ran, shortest first."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(lanes)) as pool:
         futures = [pool.submit(run_lane, lane, runner, report) for lane in lanes]
         results = [result for future in futures for result in future.result()]
