@@ -134,6 +134,7 @@ def cmd_cluster_up() -> None:
         _say("cluster already running")
     else:
         timings = cluster.start()
+        cluster.node.detach()
         _say("cluster ready: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     print(f"KUBECONFIG={cluster.kubeconfig}")
     print(f"KUBECTL={cluster.plane.bin_dir / 'kubectl'}")

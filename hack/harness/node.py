@@ -55,6 +55,9 @@ IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The kubelet's and containerd's own processes, in start order (stopped in reverse).
 PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns")
+# The home of the node that made the bridge: a later node tells a live one from a dead one's
+# leftovers by it (on tmpfs, gone with the bridge at reboot).
+BRIDGE_OWNER = Path("/run/agentprod-node.home")
 
 
 # Debian packages of the node and of the image builds (command each provides).
@@ -81,8 +84,27 @@ def ensure_packages() -> list[str]:
     return missing
 
 
+def bridge_claim(*, bridge_exists: bool, owner_home: str | None, owner_alive: bool) -> str:
+    """What a starting node does about the bridge: "create" it, "wait" for the node that holds
+    it, or "take over" the leftovers of a node whose processes are all gone (a killed session).
+    A bridge nobody recorded is never touched."""
+    if not bridge_exists:
+        return "create"
+    if owner_home is None or owner_alive:
+        return "wait"
+    return "take over"
+
+
 def _say(message: str) -> None:
     print(f"node: {message}", file=sys.stderr, flush=True)
+
+
+def _bridge_owner() -> Path | None:
+    try:
+        recorded = BRIDGE_OWNER.read_text().strip()
+    except OSError:
+        return None
+    return Path(recorded) if recorded else None
 
 
 def _run(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -179,6 +201,24 @@ class Node:
             self._network_down()
             self._remove_cgroups()
 
+    @property
+    def alive(self) -> bool:
+        """Whether this node still runs: while its starter is recorded (a test session), as long
+        as the starter lives; once detached (`make cluster-up`), while any node process does."""
+        if self._pidfile("starter").exists():
+            return read_pidfile(path=self._pidfile("starter")) is not None
+        return any(read_pidfile(path=self._pidfile(name)) is not None for name in PROCESSES)
+
+    def detach(self) -> None:
+        """Let the node outlive the process that started it (`make cluster-up`)."""
+        remove_pidfile(path=self._pidfile("starter"))
+
+    def remove_leftovers(self) -> None:
+        """Take down what a dead node left: shims, mounts, network (even if its home is gone)."""
+        self.stop()
+        self._network_down()
+        self._remove_cgroups()
+
     # ---- helpers for tests
 
     def ctr(self, *args: str, timeout: float = 60) -> str:
@@ -242,18 +282,31 @@ class Node:
 
         One node per machine: while another one's bridge exists (a test session elsewhere,
         `make cluster-up`), wait up to ``wait`` seconds ($AGENTPROD_NODE_WAIT_SECONDS, 600) for
-        it to go, then fail without touching it.
+        it to go, then fail without touching it. A bridge whose node is dead (the session that
+        started it was killed, see :attr:`alive`) is cleaned up, its processes stopped, and taken.
         """
         if wait is None:
             wait = float(os.environ.get("AGENTPROD_NODE_WAIT_SECONDS", "600"))
         deadline = time.monotonic() + wait
         announced = False
-        while _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+        while True:
+            owner = _bridge_owner()
+            claim = bridge_claim(
+                bridge_exists=_run("ip", "link", "show", BRIDGE, check=False).returncode == 0,
+                owner_home=None if owner is None else str(owner),
+                owner_alive=owner is not None and Node(home=owner, plane=self.plane).alive,
+            )
+            if claim == "create":
+                break
             if time.monotonic() > deadline:
                 raise ServiceError(
                     f"bridge {BRIDGE} exists: another node runs here (`make cluster-down` "
                     "stops the one of `make cluster-up`)"
                 )
+            if claim == "take over" and owner is not None:
+                _say(f"bridge {BRIDGE} left by a node that no longer runs ({owner}): removing it")
+                Node(home=owner, plane=self.plane).remove_leftovers()
+                continue
             if not announced:
                 _say(f"bridge {BRIDGE} in use by another node: waiting up to {wait:.0f}s")
                 announced = True
@@ -261,8 +314,11 @@ class Node:
         self.home.mkdir(parents=True, exist_ok=True)
         forward = IP_FORWARD.read_text()
         _run("ip", "link", "add", BRIDGE, "type", "bridge")  # fails if another node won a race
-        # From here on the bridge is ours: the marker lets stop() take it down.
+        # From here on the bridge is ours: the marker lets stop() take it down, the owner
+        # record and the starter's pid let a later node see whether this one still runs.
         (self.home / "ip_forward.orig").write_text(forward)
+        write_pidfile(path=self._pidfile("starter"), pid=os.getpid())
+        BRIDGE_OWNER.write_text(str(self.home))
         _run("ip", "addr", "add", f"{NODE_IP}/16", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
         self.cni_conf.mkdir(parents=True, exist_ok=True)
@@ -298,6 +354,9 @@ class Node:
             name = line.split(":")[1].strip().split("@")[0]
             _run("ip", "link", "delete", name, check=False)
         _run("ip", "link", "delete", BRIDGE, check=False)
+        if _bridge_owner() == self.home:
+            BRIDGE_OWNER.unlink(missing_ok=True)
+        remove_pidfile(path=self._pidfile("starter"))
         orig = self.home / "ip_forward.orig"
         if orig.exists():
             with contextlib.suppress(OSError):
