@@ -36,8 +36,10 @@ dev: install
 	$(BIN)/agentprod dev
 
 ## Install everything (Python deps, redis-server, RocketMQ jars) and run the whole suite.
-test: install system-deps lint typecheck
-	$(BIN)/pytest
+## The installs of system-deps run in the background at nice 19 while lint, types and the tests
+## run; the tests that need no build go first, the others wait on their build's lock.
+test: install
+	$(HARNESS) beside-installs "$(MAKE) --no-print-directory lint typecheck" "$(BIN)/pytest"
 
 ## redis-server from Debian (when missing), RocketMQ 5 from Maven Central, the Kubernetes
 ## control plane and node (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,

@@ -1,7 +1,8 @@
 """CLI for the developer services: ``PYTHONPATH=hack python -m harness up|down|status|jars|deps``
 (and ``schemas``: the JSON schemas the unit tests validate against; ``llm-deps|llm-up|llm-down``:
 the local llama.cpp model server, see harness/llm.py; ``system-deps``: every install step, in
-two lanes, see harness/lanes.py).
+two lanes, see harness/lanes.py; ``beside-installs CMD...``: those steps in the background while
+the commands run, as `make test` does).
 
 ``up`` prints the endpoints on stdout in ``.env`` syntax (progress goes to stderr), so
 ``python -m harness up > .env.local`` works. State lives in ``<repo>/.cache/services``.
@@ -250,9 +251,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "otelcol",
             "browser",
             "system-deps",
+            "beside-installs",
         ),
     )
+    parser.add_argument(
+        "commands",
+        nargs="*",
+        help="beside-installs: shell commands to run one after another while system-deps runs",
+    )
     args = parser.parse_args(argv)
+    if args.commands and args.command != "beside-installs":
+        parser.error(f"{args.command} takes no arguments (got {' '.join(args.commands)})")
     try:
         if args.command == "up":
             cmd_up()
@@ -284,6 +293,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness import lanes
 
             return lanes.main()
+        elif args.command == "beside-installs":
+            from harness import lanes
+
+            if not args.commands:
+                parser.error("beside-installs needs the commands to run, e.g. 'make lint'")
+            return lanes.run_beside_installs(args.commands, log=state_dir() / "system-deps.log")
         elif args.command.startswith("llm-"):
             cmd_llm(args.command)
         else:

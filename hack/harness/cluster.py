@@ -25,7 +25,7 @@ from harness.images import (
 )
 from harness.kubernetes import ControlPlane, ensure_binaries
 from harness.node import NODE_IP, Node
-from harness.processes import ServiceError
+from harness.processes import ServiceError, file_lock
 
 CRD_FILE = paths.repo_root() / "crds" / "agentpipelines.agentprod.io.yaml"
 
@@ -47,7 +47,10 @@ def ensure_images() -> dict[str, Path]:
     """Build or reuse every image the node runs; returns image name → docker-archive tar."""
     from harness.rocketmq import ensure_jars
 
-    return ensure_all(rocketmq_lib=ensure_jars(cache=paths.cache_dir()))
+    lib = ensure_jars(cache=paths.cache_dir())
+    # One builder at a time: the node's tests wait for `make test`'s background build.
+    with file_lock(paths.cache_dir() / "images.lock"):
+        return ensure_all(rocketmq_lib=lib)
 
 
 class LocalCluster:

@@ -31,6 +31,7 @@ from harness import paths
 from harness.apps import free_port
 from harness.processes import (
     ServiceError,
+    file_lock,
     kill_process,
     read_pidfile,
     remove_pidfile,
@@ -77,9 +78,12 @@ def ensure_binaries(*, node: bool = True) -> Path:
     """
     env = os.environ | {"AGENTPROD_CACHE": str(paths.cache_dir())}
     what = "all" if node else "control-plane"
-    done = subprocess.run(
-        ["bash", str(BUILD_SCRIPT), what], env=env, capture_output=True, text=True, check=False
-    )
+    # One build at a time: a test that needs the binaries waits for the build in progress
+    # (`make test` runs it beside the tests), then finds them cached.
+    with file_lock(paths.cache_dir() / "control-plane" / "build.lock"):
+        done = subprocess.run(
+            ["bash", str(BUILD_SCRIPT), what], env=env, capture_output=True, text=True, check=False
+        )
     if done.returncode != 0:
         raise ServiceError(f"building the control plane failed:\n{done.stderr[-4000:]}")
     return Path(done.stdout.strip().splitlines()[-1])

@@ -116,9 +116,12 @@ def ensure_server_installed(cache: Path) -> None:
     """Install the cached wheel and the `[server]` extra's dependencies into this interpreter."""
     if server_installed():
         return
-    wheel = ensure_wheel(cache)
-    _say(f"installing {wheel.name} with the [server] extra")
-    _pip("install", "-q", "--find-links", str(wheel.parent), f"{wheel}[server]")
+    with file_lock(llm_cache(cache) / "install.lock"):  # one pip at a time into the venv
+        if server_installed():
+            return
+        wheel = ensure_wheel(cache)
+        _say(f"installing {wheel.name} with the [server] extra")
+        _pip("install", "-q", "--find-links", str(wheel.parent), f"{wheel}[server]")
 
 
 def ensure_model(cache: Path) -> Path:

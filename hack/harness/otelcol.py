@@ -18,7 +18,7 @@ from typing import Any
 
 from harness import paths
 from harness.apps import free_port
-from harness.processes import ServiceError, log_tail, port_open
+from harness.processes import ServiceError, file_lock, log_tail, port_open
 
 HOST = "127.0.0.1"
 BUILD_SCRIPT = paths.repo_root() / "hack" / "build-otelcol.sh"
@@ -27,9 +27,10 @@ BUILD_SCRIPT = paths.repo_root() / "hack" / "build-otelcol.sh"
 def ensure_otelcol() -> Path:
     """Build (once) or reuse the cached collector; returns the binary's path."""
     env = os.environ | {"AGENTPROD_CACHE": str(paths.cache_dir())}
-    done = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], env=env, capture_output=True, text=True, check=False
-    )
+    with file_lock(paths.cache_dir() / "otelcol.lock"):  # a second caller waits, then reuses
+        done = subprocess.run(
+            ["bash", str(BUILD_SCRIPT)], env=env, capture_output=True, text=True, check=False
+        )
     if done.returncode != 0:
         raise ServiceError(f"building the OpenTelemetry Collector failed:\n{done.stderr[-4000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
