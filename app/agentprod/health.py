@@ -88,6 +88,7 @@ def serving(settings: Settings, worker: Worker) -> AbstractAsyncContextManager[N
             log_level="warning",
             access_log=False,
             lifespan="off",
+            ws="none",
         )
         server = _EmbeddedServer(config)
         serving = asyncio.create_task(server.serve())

@@ -300,4 +300,5 @@ def _serve(app: FastAPI, settings: Settings, *, port: int) -> None:
         log_level=settings.log_level.lower(),
         access_log=settings.log_level == "DEBUG",
         log_config=None,  # uvicorn's loggers go through agentprod.logs (one line format)
+        ws="none",  # no WebSocket routes: the websockets library is never loaded
     )
