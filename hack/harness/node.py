@@ -200,6 +200,7 @@ class Node:
         if (self.home / "ip_forward.orig").exists():
             self._network_down()
             self._remove_cgroups()
+        remove_pidfile(path=self._pidfile("starter"))
 
     @property
     def alive(self) -> bool:
@@ -290,11 +291,12 @@ class Node:
         deadline = time.monotonic() + wait
         announced = False
         while True:
-            owner = _bridge_owner()
+            recorded = _bridge_owner()
+            holder = None if recorded is None else Node(home=recorded, plane=self.plane)
             claim = bridge_claim(
                 bridge_exists=_run("ip", "link", "show", BRIDGE, check=False).returncode == 0,
-                owner_home=None if owner is None else str(owner),
-                owner_alive=owner is not None and Node(home=owner, plane=self.plane).alive,
+                owner_home=None if holder is None else str(holder.home),
+                owner_alive=holder is not None and holder.alive,
             )
             if claim == "create":
                 break
@@ -303,9 +305,9 @@ class Node:
                     f"bridge {BRIDGE} exists: another node runs here (`make cluster-down` "
                     "stops the one of `make cluster-up`)"
                 )
-            if claim == "take over" and owner is not None:
-                _say(f"bridge {BRIDGE} left by a node that no longer runs ({owner}): removing it")
-                Node(home=owner, plane=self.plane).remove_leftovers()
+            if claim == "take over" and holder is not None:
+                _say(f"bridge {BRIDGE} left by a dead node ({holder.home}): removing it")
+                holder.remove_leftovers()
                 continue
             if not announced:
                 _say(f"bridge {BRIDGE} in use by another node: waiting up to {wait:.0f}s")
@@ -356,7 +358,6 @@ class Node:
         _run("ip", "link", "delete", BRIDGE, check=False)
         if _bridge_owner() == self.home:
             BRIDGE_OWNER.unlink(missing_ok=True)
-        remove_pidfile(path=self._pidfile("starter"))
         orig = self.home / "ip_forward.orig"
         if orig.exists():
             with contextlib.suppress(OSError):
