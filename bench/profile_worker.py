@@ -25,7 +25,9 @@ import signal
 import statistics
 import threading
 import uuid
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -56,6 +58,32 @@ def gc_collections(metrics_text: str) -> dict[int, float]:
             generation, _, value = line[len(prefix) :].partition('"} ')
             counts[int(generation)] = float(value)
     return counts
+
+
+def redis_calls(before: dict[str, Any], after: dict[str, Any]) -> Counter[str]:
+    """Calls per command between two `INFO commandstats` readings (pure)."""
+    calls: Counter[str] = Counter()
+    for name, stats in after.items():
+        earlier = before.get(name, {}).get("calls", 0)
+        if stats["calls"] > earlier:
+            calls[name.removeprefix("cmdstat_")] = stats["calls"] - earlier
+    return calls
+
+
+def receive_totals(metrics_text: str, lane: str = "normal") -> tuple[float, float, float]:
+    """(receives, their seconds, messages they brought) of one lane, from a worker's
+    Prometheus exposition (pure)."""
+    wanted = {
+        f'agentprod_worker_receive_seconds_count{{lane="{lane}"}}': 0,
+        f'agentprod_worker_receive_seconds_sum{{lane="{lane}"}}': 1,
+        f'agentprod_worker_received_total{{lane="{lane}"}}': 2,
+    }
+    totals = [0.0, 0.0, 0.0]
+    for line in metrics_text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            totals[wanted[name]] = float(value)
+    return totals[0], totals[1], totals[2]
 
 
 def _gc_counts(url: str) -> dict[int, float]:
@@ -101,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
             process = psutil.Process(worker.process.pid)
             cpu_before = sum(process.cpu_times()[:2])
             gc_before = _gc_counts(worker.url)
+            commands_before = client.info("commandstats")
+            receives_before = receive_totals(httpx.get(f"{worker.url}/metrics", timeout=5).text)
             profiler = py_spy(worker.process.pid, args.out, rate=args.rate, native=args.native)
             busy: list[float] = []
             done = threading.Event()
@@ -116,6 +146,12 @@ def main(argv: list[str] | None = None) -> None:
             times = compare_llm._poll(client, ids, read, timeout=600)
             done.set()
             cpu = sum(process.cpu_times()[:2]) - cpu_before
+            commands = redis_calls(commands_before, client.info("commandstats"))
+            receives_after = receive_totals(httpx.get(f"{worker.url}/metrics", timeout=5).text)
+            receives, receive_seconds, received = (
+                after - before
+                for after, before in zip(receives_after, receives_before, strict=True)
+            )
             gc_after = _gc_counts(worker.url)
             collections = {g: gc_after[g] - gc_before.get(g, 0.0) for g in sorted(gc_after)}
             profiler.send_signal(signal.SIGINT)
@@ -141,7 +177,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"per task (mean): model server delay {1000 * statistics.mean(delays):.0f} ms, "
                 f"model call {statistics.mean(model_ms):.0f} ms, agent run "
                 f"{statistics.mean(agent_ms):.0f} ms, claim to finish "
-                f"{1000 * statistics.mean(runs):.0f} ms\nprofile: {args.out}"
+                f"{1000 * statistics.mean(runs):.0f} ms\n"
+                f"receives: {receives:.0f}, {received / max(receives, 1):.1f} messages and "
+                f"{1000 * receive_seconds / max(receives, 1):.0f} ms each (mean)\n"
+                f"Redis calls per task (the worker's, with the model's usage ledger): "
+                f"{sum(commands.values()) / len(ids):.2f} = "
+                + ", ".join(f"{name} {n / len(ids):.2f}" for name, n in commands.most_common())
+                + f"\nprofile: {args.out}"
             )
             client.close()
         finally:

@@ -117,6 +117,18 @@ def priority_room(
     )
 
 
+def receive_ask(*, free: int, cap: int, priority_lane: bool, last_brought: int) -> int:
+    """Messages the normal loop asks for: its free slots, at most `cap` per receive. With a
+    high-priority lane, a worker whose last receive brought nothing asks for one: its long
+    poll then holds back one slot from high-priority work, not a batch. A receive that brought
+    any message says the topic is flowing (a pop from a deep backlog may still bring fewer
+    than asked: the broker reads at most 32 per queue and pop), so the next asks for them all."""
+    asked = min(free, cap)
+    if priority_lane and last_brought == 0:
+        return min(asked, 1)
+    return asked
+
+
 def normal_room(*, concurrency: int, holding: int, running: int) -> int:
     """Normal-priority messages a worker takes now: free slots (high-priority tasks in the
     reserve count as holding one), with at most `concurrency` tasks still settling."""

@@ -32,6 +32,15 @@ TASK_SECONDS = Histogram(
     "Agent run time per attempt.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+RECEIVES = Histogram(
+    "agentprod_worker_receive_seconds",
+    "Time of one receive from the broker (a long poll that finds nothing lasts its await time).",
+    ["lane"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RECEIVED = Counter(
+    "agentprod_worker_received_total", "Messages the worker's receives brought.", ["lane"]
+)
 IN_FLIGHT = Gauge("agentprod_worker_in_flight", "Tasks this worker is running now.")
 STORE_UP = Gauge(
     "agentprod_worker_store_up",

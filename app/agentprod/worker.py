@@ -12,7 +12,7 @@ starts even while every slot runs a normal one, and a freed slot goes to high ta
 the normal loop receives only into slots below `concurrency` (`decisions.normal_room`), the
 high one asks for at most `priority_slots` messages at a time, less what a pending normal
 receive may bring (`decisions.priority_room`), so what both land always fits in
-`concurrency + priority_slots` slots. An idle normal loop (its last receive was not full)
+`concurrency + priority_slots` slots. An idle normal loop (its last receive brought nothing)
 asks for one message, so a pending normal long-poll holds back no more than one slot from
 high-priority work.
 
@@ -151,6 +151,7 @@ class Worker:
         self._running: set[asyncio.Task[None]] = set()
         self._holding = 0  # deliveries holding a slot (not yet past their store step)
         self._backlog = False  # the last receive came back full
+        self._last_brought = 0  # messages the last normal receive brought
         self._slot_freed = asyncio.Event()
         self.last_heartbeat = time.monotonic()
         self.stopping = False
@@ -285,13 +286,17 @@ class Worker:
                 free = self._free()
             if free <= 0:  # high-priority tasks took the slots meanwhile
                 continue
-            asked = min(free, MAX_BATCH)
-            if self._priority_consumer is not None and not self._backlog:
-                asked = 1  # idle: a long-poll holds back one slot from high-priority work
+            asked = decisions.receive_ask(
+                free=free,
+                cap=MAX_BATCH,
+                priority_lane=self._priority_consumer is not None,
+                last_brought=self._last_brought,
+            )
             self._asked_normal = asked
             try:
                 deliveries = await self._receive(self._consumer, asked, stop)
                 self._backlog = len(deliveries) >= asked
+                self._last_brought = len(deliveries)
                 failures = 0
             except BrokerUnavailable as error:
                 failures += 1
@@ -321,6 +326,8 @@ class Worker:
         starts at once and whatever the receive still brings is handed back when it returns
         (`_settle_pending_receives`), so SIGKILL never lands mid-drain because of it.
         """
+        lane = HIGH_LANE if consumer is self._priority_consumer else "normal"
+        began = time.monotonic()
         receiving = asyncio.ensure_future(
             consumer.receive(
                 max_messages=max_messages, invisible_seconds=self._options.invisible_seconds
@@ -330,7 +337,10 @@ class Worker:
         if not receiving.done():
             self._pending_receives.add(receiving)
             return []
-        return await receiving
+        deliveries = await receiving
+        metrics.RECEIVES.labels(lane=lane).observe(time.monotonic() - began)
+        metrics.RECEIVED.labels(lane=lane).inc(len(deliveries))
+        return deliveries
 
     async def _settle_pending_receives(self) -> None:
         """Hand back what receives interrupted by the stop still returned (bounded wait)."""

@@ -95,3 +95,24 @@ def test_the_worker_lingers_before_a_receive_only_under_load() -> None:
     assert not decisions.linger_before_receive(free=1, wanted=4, running=7, backlog=False)
     assert not decisions.linger_before_receive(free=1, wanted=4, running=0, backlog=True)
     assert not decisions.linger_before_receive(free=4, wanted=4, running=4, backlog=True)
+
+
+@pytest.mark.parametrize(
+    ("free", "priority_lane", "last_brought", "asked"),
+    [
+        (100, False, 0, 32),  # no high lane: always all the room, up to a batch
+        (5, False, 0, 5),
+        (100, True, 0, 1),  # idle with a high lane: a long poll holds back one slot
+        (100, True, 7, 32),  # brought some (a pop may bring fewer than asked): flowing
+        (100, True, 32, 32),
+        (3, True, 32, 3),
+        (0, True, 0, 0),
+    ],
+)
+def test_receive_ask(free: int, priority_lane: bool, last_brought: int, asked: int) -> None:
+    assert (
+        decisions.receive_ask(
+            free=free, cap=32, priority_lane=priority_lane, last_brought=last_brought
+        )
+        == asked
+    )

@@ -19,7 +19,7 @@ from bench.compare_llm import (
     throughput,
 )
 from bench.llm_server import delay_for, last_user_content, tokens_of
-from bench.profile_worker import gc_collections
+from bench.profile_worker import gc_collections, receive_totals, redis_calls
 
 
 def test_delay_is_a_function_of_the_content_within_bounds() -> None:
@@ -106,3 +106,24 @@ def test_the_garbage_collections_are_read_per_generation() -> None:
         'python_gc_objects_collected_total{generation="1"} 83.0\n'
     )
     assert gc_collections(exposition) == {0: 39.0, 2: 3.0}
+
+
+def test_redis_calls_counts_only_the_commands_called_in_between() -> None:
+    before = {"cmdstat_evalsha": {"calls": 10}, "cmdstat_ping": {"calls": 3}}
+    after = {
+        "cmdstat_evalsha": {"calls": 25},
+        "cmdstat_ping": {"calls": 3},
+        "cmdstat_hget": {"calls": 4},
+    }
+    assert redis_calls(before, after) == {"evalsha": 15, "hget": 4}
+
+
+def test_receive_totals_reads_one_lane_of_the_worker_metrics() -> None:
+    exposition = (
+        'agentprod_worker_receive_seconds_count{lane="normal"} 12.0\n'
+        'agentprod_worker_receive_seconds_sum{lane="normal"} 1.5\n'
+        'agentprod_worker_receive_seconds_count{lane="high"} 3.0\n'
+        'agentprod_worker_received_total{lane="normal"} 300.0\n'
+    )
+    assert receive_totals(exposition) == (12.0, 1.5, 300.0)
+    assert receive_totals(exposition, "high") == (3.0, 0.0, 0.0)
